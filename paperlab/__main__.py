@@ -1,0 +1,3 @@
+from paperlab.cli import main
+
+main()

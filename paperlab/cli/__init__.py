@@ -1,0 +1,66 @@
+"""The `paperlab` command: thin typer commands over the library modules. Heavy imports stay lazy."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from paperlab.cli import lab, papers, report
+
+app = typer.Typer(
+    help="paperlab: keep the papers you read, reproduce their claims, show the evidence.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors.")):
+    """paperlab: keep the papers you read, reproduce their claims, show the evidence."""
+
+
+papers.register(app)
+lab.register(app)
+report.register(app)
+
+
+def _one_line(exc: BaseException) -> tuple[str, int]:
+    from paperlab.errors import PaperlabError
+
+    if isinstance(exc, PaperlabError):
+        return str(exc), exc.exit_code
+    module = type(exc).__module__
+    if module.startswith(("sqlite3", "sqlalchemy")):
+        from paperlab.library.db import storage_error
+        from paperlab.settings import load
+
+        return str(storage_error(exc, load())), 1
+    if isinstance(exc, OSError) and exc.filename:
+        return f"cannot use {exc.filename}: {exc.strerror}", 1
+    return f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1
+
+
+def main() -> None:
+    import click
+
+    debug = "--debug" in sys.argv[1:]
+    try:
+        code = app(standalone_mode=False)
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        code = 1
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    except Exception as exc:  # every error ends as one line unless --debug
+        if debug:
+            raise
+        message, code = _one_line(exc)
+        print(f"error: {message}", file=sys.stderr)
+    sys.exit(code if isinstance(code, int) else 0)

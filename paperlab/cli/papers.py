@@ -1,0 +1,243 @@
+"""Paper library commands: init, add, list, show, search, tag, venue(s), note, rm, export, import, link."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from paperlab.cli.output import console, error_line, print_json, table
+
+JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
+
+
+def _settings():
+    from paperlab.settings import load
+
+    return load()
+
+
+def init() -> None:
+    """Create the workspace (idempotent) and print where things live."""
+    from paperlab.library.db import open_engine
+
+    settings = _settings()
+    settings.notes_dir.mkdir(parents=True, exist_ok=True)
+    open_engine(settings).dispose()
+    table(["what", "where"], [
+        ["workspace", settings.home], ["library database", settings.db_url], ["notes", settings.notes_dir],
+        ["MLflow tracking", settings.mlflow_uri], ["datasets", settings.data_dir], ["arXiv API", settings.arxiv_url],
+    ])
+
+
+def add(
+    arxiv_ids: list[str] = typer.Argument(..., metavar="ID...", help="arXiv IDs, arXiv: IDs or abs/pdf URLs."),
+    tag: list[str] = typer.Option([], "--tag", "-t", help="Tag to add (repeatable)."),
+    venue: str = typer.Option(None, "--venue", help='Venue set by hand, e.g. "CVPR 2022"; wins over detection.'),
+) -> None:
+    """Fetch papers from arXiv (one query), store or refresh them, and open a review note for each."""
+    from paperlab.library.papers import add as add_papers
+
+    code = 0
+    for outcome in add_papers(_settings(), arxiv_ids, tag, venue):
+        if outcome.error is not None:
+            error_line(str(outcome.error) if outcome.arxiv_id in str(outcome.error)
+                       else f"{outcome.arxiv_id}: {outcome.error}")
+            code = max(code, 1) if outcome.error.exit_code == 1 else (code or 2)
+            continue
+        venue_text = f"  [{outcome.venue}]" if outcome.venue else ""
+        note = "new note" if outcome.extra["wrote_note"] else "note untouched"
+        print(f"{outcome.status:<9} {outcome.arxiv_id}v{outcome.extra['version']}  {outcome.title}{venue_text}"
+              f"  ({note}: {outcome.note_path})")
+    raise typer.Exit(code)
+
+
+def list_(
+    venue: str = typer.Option(None, "--venue", help='Venue, e.g. "CVPR" or "CVPR 2022".'),
+    year: int = typer.Option(None, "--year", help="Venue year (or arXiv year when no venue)."),
+    tag: str = typer.Option(None, "--tag", help="Only papers with this tag."),
+    top_tier: bool = typer.Option(False, "--top-tier", help="Only papers at top-tier venues."),
+    as_json: bool = JSON,
+) -> None:
+    """List the papers in the library, newest first."""
+    from paperlab.library.db import Reader
+    from paperlab.library.queries import list_papers, to_json, venue_label
+
+    with Reader(_settings()) as reader:
+        rows = list_papers(reader, venue, year, tag, top_tier)
+    if as_json:
+        return print_json([to_json(r) for r in rows])
+    table(["arXiv", "published", "venue", "title", "first author", "tags"], [
+        [r["arxiv_id"], str(r["published"] or "")[:10], venue_label(r), r["title"],
+         (r["authors"] or [""])[0] + (" et al." if len(r["authors"]) > 1 else ""), " ".join(r["tags"])]
+        for r in rows], title=f"{len(rows)} papers")
+
+
+def show(arxiv_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON) -> None:
+    """Everything stored about one paper."""
+    from paperlab.library.db import Reader
+    from paperlab.library.queries import get_paper, to_json
+
+    with Reader(_settings()) as reader:
+        paper = to_json(get_paper(reader, arxiv_id))
+    if as_json:
+        return print_json(paper)
+    out = console()
+    out.print(paper["title"], style="bold", markup=False)
+    for key in ("arxiv_id", "version", "authors", "published", "updated", "venue", "venue_detail", "tags",
+                "templates", "primary_category", "comment", "journal_ref", "doi", "url", "pdf_url", "note_path"):
+        value = paper[key]
+        if value in (None, [], ""):
+            continue
+        out.print(f"{key:>16}: ", end="", markup=False)
+        out.print(", ".join(value) if isinstance(value, list) else str(value), markup=False)
+    out.print()
+    out.print(paper["abstract"], markup=False)
+
+
+def search(query: str = typer.Argument(..., help="Words to find (all must match; word* for a prefix)."),
+           limit: int = typer.Option(20, "--limit", "-n"), as_json: bool = JSON) -> None:
+    """Full-text search over titles, authors, abstracts and notes, best match first."""
+    from paperlab.library.db import Reader
+    from paperlab.library.queries import papers_by_id, to_json
+    from paperlab.library.search import search as run_search
+
+    with Reader(_settings()) as reader:
+        hits = run_search(reader, query, limit)
+        papers = papers_by_id(reader, [h["paper_id"] for h in hits])
+    results = [to_json(papers[h["paper_id"]]) | {"score": round(-h["score"], 4), "snippet": h["snippet"]}
+               for h in hits]
+    if as_json:
+        return print_json(results)
+    table(["arXiv", "title", "match"], [[r["arxiv_id"], r["title"], r["snippet"]] for r in results],
+          title=f"{len(results)} hits for {query!r}")
+
+
+def tag(arxiv_id: str = typer.Argument(..., metavar="ID"),
+        tags: list[str] = typer.Argument(..., metavar="TAG..."),
+        remove: bool = typer.Option(False, "--remove", help="Remove these tags instead.")) -> None:
+    """Add tags to a paper (or remove them)."""
+    from paperlab.library.papers import set_tags
+
+    now = set_tags(_settings(), arxiv_id, tags, remove)
+    print(f"{arxiv_id}: tags now {' '.join(now) or '(none)'}")
+
+
+def venue(arxiv_id: str = typer.Argument(..., metavar="ID"),
+          name: str = typer.Argument(..., metavar="VENUE", help='e.g. "ICCV 2023" or "NeurIPS 2014 workshop".')
+          ) -> None:
+    """Set a paper's venue by hand (kept when the paper is refreshed)."""
+    from paperlab.library.papers import set_venue
+
+    print(f"{arxiv_id}: venue set to {set_venue(_settings(), arxiv_id, name)}")
+
+
+def venues(as_json: bool = JSON) -> None:
+    """The venue registry: canonical names, full names, area, aliases, tier."""
+    from dataclasses import asdict
+
+    from paperlab.library.venues import registry
+
+    rows = list(registry().values())
+    if as_json:
+        return print_json([asdict(v) for v in rows])
+    table(["venue", "full name", "kind", "area", "top tier", "aliases"],
+          [[v.short, v.full, v.kind, v.area, "yes" if v.top_tier else "", ", ".join(v.aliases)] for v in rows])
+
+
+def note(arxiv_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Open a paper's review note in $EDITOR (or print its path when no editor is set)."""
+    from paperlab.library.db import Reader
+    from paperlab.library.notes import open_in_editor
+    from paperlab.library.queries import get_paper
+
+    with Reader(_settings()) as reader:
+        path = Path(get_paper(reader, arxiv_id)["note_path"])
+    if not path.exists():
+        from paperlab.errors import PaperlabError
+
+        raise PaperlabError(f"the note {path} is gone; `paperlab add {arxiv_id}` writes a fresh one")
+    if not open_in_editor(path):
+        print(path)
+
+
+def rm(arxiv_id: str = typer.Argument(..., metavar="ID"),
+       yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
+       purge: bool = typer.Option(False, "--purge", help="Delete the note file too.")) -> None:
+    """Remove a paper from the library (its note file is kept unless --purge)."""
+    from paperlab.library.db import Reader
+    from paperlab.library.papers import remove
+    from paperlab.library.queries import get_paper
+
+    with Reader(_settings()) as reader:
+        paper = get_paper(reader, arxiv_id)
+    if not yes and not typer.confirm(f"remove {paper['arxiv_id']} {paper['title']!r}?"):
+        raise typer.Exit(1)
+    outcome = remove(_settings(), arxiv_id, purge)
+    kept = "note deleted" if purge else f"note kept at {outcome.note_path}"
+    print(f"removed {outcome.arxiv_id} {outcome.title} ({kept})")
+
+
+def export(fmt: str = typer.Option("bibtex", "--format", "-f", help="bibtex or json."),
+           output: Path = typer.Option(None, "--output", "-o", help="Write here instead of stdout.")) -> None:
+    """Export the library as BibTeX or JSON."""
+    import json
+
+    from paperlab.errors import BadInput
+    from paperlab.library.db import Reader
+    from paperlab.library.queries import list_papers, to_json
+
+    if fmt not in ("bibtex", "json"):
+        raise BadInput(f"unknown format {fmt!r}: use bibtex or json")
+    with Reader(_settings()) as reader:
+        rows = list_papers(reader)
+    if fmt == "bibtex":
+        from paperlab.library.bibtex import export as to_bibtex
+
+        text = to_bibtex(rows)
+    else:
+        text = json.dumps([to_json(r) for r in rows], indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        print(text, end="")
+    else:
+        output.write_text(text, encoding="utf-8")
+        print(f"wrote {len(rows)} papers to {output}")
+
+
+def import_(path: Path = typer.Argument(..., metavar="FILE.bib"),
+            tag: list[str] = typer.Option([], "--tag", "-t", help="Tag to add (repeatable).")) -> None:
+    """Add the arXiv papers of a BibTeX file, without the network (papers already there are kept)."""
+    from paperlab.library.papers import import_bib
+
+    outcomes, skipped = import_bib(_settings(), path, tag)
+    for outcome in outcomes:
+        print(f"{outcome.status:<9} {outcome.arxiv_id}  {outcome.title}")
+    for key in skipped:
+        print(f"skipped   {key}: no arXiv ID in the entry")
+
+
+def link(arxiv_id: str = typer.Argument(..., metavar="PAPER"),
+         template: str = typer.Argument(..., metavar="TEMPLATE")) -> None:
+    """Link a paper to an experiment template."""
+    from paperlab.lab.templates import template_names
+    from paperlab.library.papers import link_template
+
+    template_names(check=template)
+    link_template(_settings(), arxiv_id, template)
+    print(f"linked {arxiv_id} to template {template}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(add)
+    app.command("list")(list_)
+    app.command()(show)
+    app.command()(search)
+    app.command()(tag)
+    app.command()(venue)
+    app.command()(venues)
+    app.command()(note)
+    app.command()(rm)
+    app.command()(export)
+    app.command("import")(import_)
+    app.command()(link)

@@ -1,0 +1,1 @@
+"""The paper library: papers, notes, venues, search and BibTeX. Never imports torch or mlflow."""

@@ -1,0 +1,165 @@
+"""Opening the library's database.
+
+Writes go through a SQLAlchemy engine (SQLModel sessions). Read-only commands (`list`, `search`, `show`)
+must start fast, and SQLAlchemy alone costs ~230 ms to import, so on SQLite they read through the
+standard `sqlite3` module with the same SQL (`Reader`). Either path upgrades an older schema first.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from paperlab.errors import PaperlabError
+from paperlab.settings import Settings
+
+SCHEMA_HEAD = "0002"  # the newest file in migrations/versions; a test checks alembic agrees
+BUSY_TIMEOUT_S = 30
+
+
+def storage_error(exc: BaseException, settings: Settings) -> PaperlabError:
+    """Turn a database driver error into one line a user can act on."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    where = settings.db_path or settings.db_url
+    if "file is not a database" in text or "malformed" in text:
+        return PaperlabError(f"{where} is not a paperlab database ({text})")
+    if "readonly" in text or "read-only" in text:
+        return PaperlabError(f"the workspace is read-only: cannot write {where}")
+    if "unable to open database" in text:
+        return PaperlabError(f"cannot open the database at {where} ({text})")
+    return PaperlabError(f"database error at {where}: {text}")
+
+
+def _sqlite_pragmas(conn: Any) -> None:
+    cur = conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+    cur.execute("PRAGMA foreign_keys = ON")
+    if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        cur.execute("PRAGMA journal_mode = WAL")
+    cur.close()
+
+
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # let the "begin" listener emit BEGIN itself
+    _sqlite_pragmas(dbapi_connection)
+
+
+def _sqlite_version(path: Path) -> str | None:
+    """The alembic revision stored in an SQLite file, or None when the file has none yet."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+    try:
+        row = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='alembic_version'"
+        ).fetchone()
+        if row is None:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # raises if not a database
+            return None
+        found = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        return found[0] if found else None
+    finally:
+        conn.close()
+
+
+def _upgrade(engine: Any) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from paperlab.resources import migrations_dir
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def _ensure_schema(settings: Settings, engine_factory: Any) -> None:
+    path = settings.db_path
+    if path is None:
+        _upgrade(engine_factory())
+        return
+    if _sqlite_version(path) == SCHEMA_HEAD:
+        return
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock", timeout=120):
+        if _sqlite_version(path) != SCHEMA_HEAD:
+            _upgrade(engine_factory())
+
+
+def open_engine(settings: Settings):
+    """A SQLAlchemy engine on an up-to-date schema (SQLite: WAL mode, busy timeout, foreign keys)."""
+    from sqlalchemy import create_engine, event
+
+    if settings.db_path is not None:
+        settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.db_url, connect_args={"timeout": BUSY_TIMEOUT_S})
+        event.listen(engine, "connect", _on_connect)
+        # Writers take the lock when their transaction starts, so concurrent `add`s queue up behind the
+        # busy timeout instead of failing on a read-then-write upgrade (SQLAlchemy's pysqlite recipe).
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    else:
+        engine = create_engine(settings.db_url, pool_pre_ping=True)
+    _ensure_schema(settings, lambda: engine)
+    return engine
+
+
+class Reader:
+    """Plain SQL with `:name` parameters, on sqlite3 (fast start) or on SQLAlchemy (other databases)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.engine = None
+        path = settings.db_path
+        if path is not None and _sqlite_version(path) == SCHEMA_HEAD:
+            self._sqlite = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
+            _sqlite_pragmas(self._sqlite)
+        elif path is not None:
+            open_engine(settings).dispose()
+            self._sqlite = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
+            _sqlite_pragmas(self._sqlite)
+        else:
+            self._sqlite = None
+            self.engine = open_engine(settings)
+            self._conn = self.engine.connect()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self._sqlite is not None
+
+    def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        if self._sqlite is not None:
+            cur = self._sqlite.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+        from sqlalchemy import text
+
+        return [dict(r._mapping) for r in self._conn.execute(text(sql), params)]
+
+    def execute(self, sql: str, **params: Any) -> None:
+        if self._sqlite is not None:
+            self._sqlite.execute(sql, params)
+        else:
+            from sqlalchemy import text
+
+            self._conn.execute(text(sql), params)
+
+    def commit(self) -> None:
+        (self._sqlite or self._conn).commit()
+
+    def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+        else:
+            self._conn.close()
+            self.engine.dispose()
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,281 @@
+"""Changing the library: add or refresh from arXiv, import, tag, set a venue, link a template, remove."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from paperlab.errors import BadInput, NotFound, PaperlabError
+from paperlab.library import ids, notes, search, venues
+from paperlab.library.arxiv import Fetched
+from paperlab.settings import Settings
+
+
+@dataclass
+class Outcome:
+    arxiv_id: str
+    status: str  # "added", "refreshed" or "failed"
+    title: str = ""
+    venue: str | None = None
+    note_path: str | None = None
+    error: PaperlabError | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@contextmanager
+def session_scope(settings: Settings) -> Iterator:
+    """A SQLModel session in one transaction: committed on success, rolled back on any error."""
+    import sqlite3
+
+    from sqlalchemy.exc import DBAPIError
+    from sqlmodel import Session
+
+    from paperlab.library.db import open_engine, storage_error
+
+    try:
+        engine = open_engine(settings)
+    except (DBAPIError, sqlite3.Error) as exc:
+        raise storage_error(exc, settings) from exc
+    try:
+        with Session(engine) as session:
+            with session.begin():
+                yield session
+    except (DBAPIError, sqlite3.Error) as exc:
+        raise storage_error(exc, settings) from exc
+    finally:
+        engine.dispose()
+
+
+def _execute(session):
+    from sqlalchemy import text
+
+    if session.get_bind().dialect.name != "sqlite":
+        return None
+    return lambda sql, **params: session.execute(text(sql), params)
+
+
+def _find(session, raw_id: str):
+    from sqlmodel import select
+
+    from paperlab.library.models import Paper
+
+    arxiv_id = ids.normalise(raw_id)
+    paper = session.exec(select(Paper).where(Paper.arxiv_id == arxiv_id)).first()
+    if paper is None:
+        raise NotFound(f"{arxiv_id} is not in the library (add it with `paperlab add {arxiv_id}`)")
+    return paper
+
+
+def _names(session, paper) -> tuple[list[str], list[str]]:
+    from sqlmodel import select
+
+    from paperlab.library.models import Author, PaperAuthor, PaperTag, Tag
+
+    authors = session.exec(select(Author.name).join(PaperAuthor, PaperAuthor.author_id == Author.id)
+                           .where(PaperAuthor.paper_id == paper.id).order_by(PaperAuthor.position)).all()
+    tags = session.exec(select(Tag.name).join(PaperTag, PaperTag.tag_id == Tag.id)
+                        .where(PaperTag.paper_id == paper.id).order_by(Tag.name)).all()
+    return list(authors), list(tags)
+
+
+def _get_or_create(session, model, name: str):
+    from sqlmodel import select
+
+    found = session.exec(select(model).where(model.name == name)).first()
+    if found is None:
+        found = model(name=name)
+        session.add(found)
+        session.flush()
+    return found
+
+
+def _set_authors(session, paper, names: list[str]) -> None:
+    from sqlmodel import delete
+
+    from paperlab.library.models import Author, PaperAuthor
+
+    session.exec(delete(PaperAuthor).where(PaperAuthor.paper_id == paper.id))
+    for position, name in enumerate(names):
+        session.add(PaperAuthor(paper_id=paper.id, position=position,
+                                author_id=_get_or_create(session, Author, name).id))
+
+
+def _add_tags(session, paper, tags: list[str]) -> None:
+    from paperlab.library.models import PaperTag, Tag
+
+    for name in tags:
+        tag = _get_or_create(session, Tag, name)
+        if session.get(PaperTag, (paper.id, tag.id)) is None:
+            session.add(PaperTag(paper_id=paper.id, tag_id=tag.id))
+    session.flush()
+
+
+def _reindex(session, paper) -> None:
+    execute = _execute(session)
+    if execute is not None:
+        authors, _ = _names(session, paper)
+        search.index(execute, paper.id, paper.arxiv_id, paper.title, authors, paper.abstract,
+                     notes.body(paper.note_path))
+
+
+def clean_tags(tags: list[str]) -> list[str]:
+    cleaned = [t.strip() for t in tags]
+    if any(not t or any(c.isspace() for c in t) for t in cleaned):
+        raise BadInput(f"a tag is one word without spaces, got {tags!r}")
+    return sorted(set(cleaned))
+
+
+def store(session, settings: Settings, fetched: Fetched, tags: list[str],
+          manual: venues.Detected | None) -> Outcome:
+    """Insert or refresh one paper from fetched metadata; write its note only where none exists."""
+    from sqlmodel import select
+
+    from paperlab.library.models import Paper
+
+    now = datetime.now(timezone.utc)
+    paper = session.exec(select(Paper).where(Paper.arxiv_id == fetched.arxiv_id)).first()
+    created = paper is None
+    if created:
+        paper = Paper(arxiv_id=fetched.arxiv_id, title=fetched.title, added_at=now, refreshed_at=now)
+    for name in ("version", "title", "abstract", "published", "updated", "primary_category", "comment",
+                 "journal_ref", "doi", "pdf_url"):
+        setattr(paper, name, getattr(fetched, name))
+    paper.categories = " ".join(fetched.categories)
+    paper.refreshed_at = now
+    if manual is not None:
+        paper.venue, paper.venue_year, paper.venue_detail, paper.venue_manual = (
+            manual.venue, manual.year, manual.detail, True)
+    elif not paper.venue_manual:
+        found = venues.detect(fetched.comment, fetched.journal_ref)
+        paper.venue, paper.venue_year, paper.venue_detail = (
+            (found.venue, found.year, found.detail) if found else (None, None, None))
+    path = Path(paper.note_path) if paper.note_path else notes.note_path(settings.notes_dir, fetched.arxiv_id)
+    paper.note_path = str(path)
+    session.add(paper)
+    session.flush()
+    _set_authors(session, paper, fetched.authors)
+    _add_tags(session, paper, tags)
+    _, all_tags = _names(session, paper)
+    label = f"{paper.venue} {paper.venue_year}" if paper.venue and paper.venue_year else paper.venue
+    wrote = notes.write_new(path, notes.render(paper.arxiv_id, paper.title, paper.abstract, label, all_tags))
+    try:
+        _reindex(session, paper)
+        session.flush()
+    except BaseException:
+        if wrote:
+            path.unlink(missing_ok=True)
+        raise
+    return Outcome(paper.arxiv_id, "added" if created else "refreshed", paper.title, label, str(path),
+                   extra={"version": paper.version, "wrote_note": wrote})
+
+
+def add(settings: Settings, raw_ids: list[str], tags: list[str] = (), venue: str | None = None) -> list[Outcome]:
+    """Fetch the IDs in one arXiv query and store each: one Outcome per requested ID, in order."""
+    from paperlab.library.arxiv import fetch
+
+    manual = venues.parse_label(venue) if venue else None
+    tags = clean_tags(list(tags))
+    outcomes: dict[str, Outcome] = {}
+    requested: list[tuple[str, int | None]] = []
+    for raw in raw_ids:
+        try:
+            arxiv_id, version = ids.parse(raw)
+        except BadInput as exc:
+            outcomes[raw] = Outcome(raw, "failed", error=exc)
+            continue
+        if arxiv_id not in {a for a, _ in requested}:
+            requested.append((arxiv_id, version))
+    fetched: dict = {}
+    if requested:
+        try:
+            fetched = fetch(requested, settings)
+        except PaperlabError as exc:
+            fetched = {aid: exc for aid, _ in requested}
+    for aid, _ in requested:
+        result = fetched[aid]
+        if isinstance(result, PaperlabError):
+            outcomes[aid] = Outcome(aid, "failed", error=result)
+            continue
+        try:
+            with session_scope(settings) as session:
+                outcomes[aid] = store(session, settings, result, tags, manual)
+        except PaperlabError as exc:
+            outcomes[aid] = Outcome(aid, "failed", error=exc)
+    order = [ids.parse(r)[0] if r not in outcomes else r for r in raw_ids]
+    return [outcomes[key] for key in dict.fromkeys(order)]
+
+
+def set_tags(settings: Settings, raw_id: str, tags: list[str], remove: bool = False) -> list[str]:
+    from sqlmodel import delete, select
+
+    from paperlab.library.models import PaperTag, Tag
+
+    tags = clean_tags(tags)
+    with session_scope(settings) as session:
+        paper = _find(session, raw_id)
+        if remove:
+            tag_ids = session.exec(select(Tag.id).where(Tag.name.in_(tags))).all()
+            session.exec(delete(PaperTag).where(PaperTag.paper_id == paper.id, PaperTag.tag_id.in_(tag_ids)))
+        else:
+            _add_tags(session, paper, tags)
+        return _names(session, paper)[1]
+
+
+def set_venue(settings: Settings, raw_id: str, label: str) -> str:
+    manual = venues.parse_label(label)
+    with session_scope(settings) as session:
+        paper = _find(session, raw_id)
+        paper.venue, paper.venue_year, paper.venue_detail, paper.venue_manual = (
+            manual.venue, manual.year, manual.detail, True)
+        session.add(paper)
+    return manual.label()
+
+
+def link_template(settings: Settings, raw_id: str, template: str) -> None:
+    from paperlab.library.models import TemplateLink
+
+    with session_scope(settings) as session:
+        paper = _find(session, raw_id)
+        if session.get(TemplateLink, (paper.id, template)) is None:
+            session.add(TemplateLink(paper_id=paper.id, template=template))
+
+
+def remove(settings: Settings, raw_id: str, purge: bool = False) -> Outcome:
+    from sqlmodel import delete
+
+    from paperlab.library.models import PaperAuthor, PaperTag, TemplateLink
+
+    with session_scope(settings) as session:
+        paper = _find(session, raw_id)
+        outcome = Outcome(paper.arxiv_id, "removed", paper.title, note_path=paper.note_path)
+        execute = _execute(session)
+        if execute is not None:
+            search.unindex(execute, paper.id)
+        for model in (PaperAuthor, PaperTag, TemplateLink):
+            session.exec(delete(model).where(model.paper_id == paper.id))
+        session.delete(paper)
+    if purge and outcome.note_path:
+        Path(outcome.note_path).unlink(missing_ok=True)
+    return outcome
+
+
+def import_bib(settings: Settings, path: Path, tags: list[str] = ()) -> tuple[list[Outcome], list[str]]:
+    """Add the arXiv papers of a .bib file without the network; papers already there are left alone."""
+    from sqlmodel import select
+
+    from paperlab.library import bibtex
+    from paperlab.library.models import Paper
+
+    records, skipped = bibtex.read(path)
+    tags = clean_tags(list(tags))
+    outcomes = []
+    with session_scope(settings) as session:
+        for record in records:
+            if session.exec(select(Paper.id).where(Paper.arxiv_id == record.arxiv_id)).first() is not None:
+                outcomes.append(Outcome(record.arxiv_id, "kept", record.title))
+                continue
+            outcomes.append(store(session, settings, record, tags, None))
+    return outcomes, skipped

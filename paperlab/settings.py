@@ -1,0 +1,60 @@
+"""Every path and URI paperlab uses, read from the environment (names are a contract, see README)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ARXIV_API_URL = "https://export.arxiv.org/api/query?{}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    db_url: str
+    mlflow_uri: str
+    artifacts_dir: Path
+    arxiv_url: str
+    arxiv_delay: float
+    data_dir: Path
+
+    @property
+    def notes_dir(self) -> Path:
+        return self.home / "notes"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def db_path(self) -> Path | None:
+        """The SQLite file behind `db_url`, or None for another database."""
+        prefix = "sqlite:///"
+        if not self.db_url.startswith(prefix):
+            return None
+        return Path(self.db_url[len(prefix):].split("?", 1)[0])
+
+
+def _default_home() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("paperlab", appauthor=False))
+
+
+def load() -> Settings:
+    env = os.environ
+    home = Path(env["PAPERLAB_HOME"]).expanduser() if env.get("PAPERLAB_HOME") else _default_home()
+    home = home.absolute()
+    url = env.get("PAPERLAB_ARXIV_URL") or ARXIV_API_URL
+    if "{}" not in url:
+        url += ("&" if "?" in url else "?") + "{}"
+    return Settings(
+        home=home,
+        db_url=env.get("PAPERLAB_DB_URL") or f"sqlite:///{home / 'paperlab.db'}",
+        mlflow_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+        artifacts_dir=home / "mlartifacts",
+        arxiv_url=url,
+        arxiv_delay=float(env.get("PAPERLAB_ARXIV_DELAY", "3")),
+        data_dir=Path(env.get("PAPERLAB_DATA_DIR") or home / "data").expanduser().absolute(),
+    )

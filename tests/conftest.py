@@ -1,0 +1,91 @@
+"""Shared fixtures: a workspace in a temporary folder, the local arXiv server, and the CLI in-process."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from arxiv_server import ArxivStub  # noqa: E402
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self):
+        import json
+
+        return json.loads(self.out)
+
+
+@pytest.fixture(scope="session")
+def arxiv_stub():
+    with ArxivStub() as stub:
+        yield stub
+
+
+@pytest.fixture
+def arxiv(arxiv_stub):
+    arxiv_stub.fail_next.clear()
+    arxiv_stub.requests.clear()
+    arxiv_stub.refuse.clear()
+    return arxiv_stub
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch, arxiv):
+    """A fresh workspace whose arXiv is the local server; no MLflow or data outside tmp_path."""
+    ws = tmp_path / "home"
+    env = {
+        "PAPERLAB_HOME": str(ws), "PAPERLAB_ARXIV_URL": arxiv.url, "PAPERLAB_ARXIV_DELAY": "0",
+        "PAPERLAB_ARXIV_BACKOFF": "0.01", "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    }
+    for key in ("PAPERLAB_DB_URL", "MLFLOW_TRACKING_URI", "PAPERLAB_DATA_DIR", "EDITOR", "VISUAL"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return ws
+
+
+@pytest.fixture
+def cli(home):
+    """Run `paperlab ARGS` in this process, through the same entry point as the console script."""
+    from paperlab.cli import main
+
+    def run(*args: str) -> Result:
+        out, err = io.StringIO(), io.StringIO()
+        old_argv = sys.argv
+        sys.argv = ["paperlab", *args]
+        code = 0
+        try:
+            with redirect_stdout(out), redirect_stderr(err):
+                main()
+        except SystemExit as exc:
+            code = exc.code or 0
+        finally:
+            sys.argv = old_argv
+        return Result(code, out.getvalue(), err.getvalue())
+
+    return run
+
+
+@pytest.fixture
+def sh(home):
+    """Run `paperlab ARGS` as a separate process (what a user's shell does)."""
+    def run(*args: str, env: dict | None = None, **kwargs) -> Result:
+        proc = subprocess.run([sys.executable, "-m", "paperlab", *args], capture_output=True, text=True,
+                              env={**os.environ, **(env or {})}, timeout=300, **kwargs)
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
