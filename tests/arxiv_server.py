@@ -37,6 +37,22 @@ _ERROR = """  <entry>
 """
 
 
+SYNTHETIC_PREFIX = "2412.9"  # IDs like 2412.90042 get a generated entry (for many-paper tests)
+_SYNTHETIC = """<entry>
+    <id>http://arxiv.org/abs/{aid}v1</id>
+    <updated>2024-01-02T00:00:00Z</updated>
+    <published>2024-01-01T00:00:00Z</published>
+    <title>Synthetic paper {aid}</title>
+    <summary>A generated entry about knowledge distillation number {aid}.</summary>
+    <author>
+      <name>Test Author</name>
+    </author>
+    <link href="http://arxiv.org/abs/{aid}v1" rel="alternate" type="text/html"/>
+    <arxiv:primary_category xmlns:arxiv="http://arxiv.org/schemas/atom" term="cs.LG" scheme="http://arxiv.org/schemas/atom"/>
+    <category term="cs.LG" scheme="http://arxiv.org/schemas/atom"/>
+  </entry>"""
+
+
 def entries() -> dict[str, str]:
     return {p.stem.replace("_", "/"): p.read_text(encoding="utf-8") for p in DATA.glob("*.xml")}
 
@@ -75,7 +91,10 @@ class ArxivStub:
                     return self._send(400, body + "</feed>\n")
                 found = []
                 for raw in wanted:
-                    entry = stub.entries.get(re.sub(r"v\d+$", "", raw))
+                    base = re.sub(r"v\d+$", "", raw)
+                    entry = stub.entries.get(base)
+                    if entry is None and base.startswith(SYNTHETIC_PREFIX):
+                        entry = _SYNTHETIC.format(aid=base)
                     if entry is None:
                         continue
                     version_match = re.search(r"v(\d+)$", raw)

@@ -24,10 +24,11 @@ def init() -> None:
     settings = _settings()
     settings.notes_dir.mkdir(parents=True, exist_ok=True)
     open_engine(settings).dispose()
-    table(["what", "where"], [
-        ["workspace", settings.home], ["library database", settings.db_url], ["notes", settings.notes_dir],
-        ["MLflow tracking", settings.mlflow_uri], ["datasets", settings.data_dir], ["arXiv API", settings.arxiv_url],
-    ])
+    for what, where in [
+        ("workspace", settings.home), ("library database", settings.db_url), ("notes", settings.notes_dir),
+        ("MLflow tracking", settings.mlflow_uri), ("datasets", settings.data_dir), ("arXiv API", settings.arxiv_url),
+    ]:
+        print(f"{what:>16}: {where}")
 
 
 def add(

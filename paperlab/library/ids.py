@@ -21,6 +21,8 @@ def parse(raw: str) -> tuple[str, int | None]:
         text = text[6:].strip()
     for pattern in (_NEW, _OLD):
         found = pattern.match(text)
+        if found and pattern is _NEW and len(found.group("id")) != (10 if found.group("id") >= "1501" else 9):
+            found = None  # four digits after the dot until 1412, five from 1501 on
         if found:
             version = found.group("v")
             return found.group("id"), int(version) if version else None

@@ -1,0 +1,144 @@
+"""The workspace on disk: schema upgrades, WAL, faults, concurrent writers, and the installed wheel."""
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from paperlab.library.db import SCHEMA_HEAD
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_schema_head_matches_the_migrations():
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory(str(ROOT / "migrations")).get_current_head() == SCHEMA_HEAD
+
+
+def test_init_is_idempotent_and_uses_wal(cli, home):
+    first = cli("init")
+    assert first.code == 0 and str(home) in first.out
+    assert cli("init").code == 0
+    conn = sqlite3.connect(home / "paperlab.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == SCHEMA_HEAD
+
+
+def test_an_older_database_upgrades_in_place(cli, home):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    home.mkdir(parents=True)
+    engine = create_engine(f"sqlite:///{home / 'paperlab.db'}")
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    engine.dispose()
+    conn = sqlite3.connect(home / "paperlab.db")
+    conn.execute("INSERT INTO papers (arxiv_id, version, title, abstract, categories, venue_manual, added_at, "
+                 "refreshed_at) VALUES ('1503.02531', 1, 'Kept across upgrades', '', '', 0, '2020-01-01', "
+                 "'2020-01-01')")
+    conn.commit()
+    conn.close()
+    listed = cli("list", "--json").json()
+    assert [p["title"] for p in listed] == ["Kept across upgrades"]
+    conn = sqlite3.connect(home / "paperlab.db")
+    assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == SCHEMA_HEAD
+    assert conn.execute("SELECT count(*) FROM template_links").fetchone() == (0,)
+
+
+def test_a_file_that_is_not_a_database(cli, home):
+    home.mkdir(parents=True)
+    db = home / "paperlab.db"
+    db.write_bytes(b"these are my thesis notes, not a database\n" * 100)
+    before = db.read_bytes()
+    for args in (["list"], ["add", "1503.02531"], ["init"]):
+        r = cli(*args)
+        assert r.code == 1, args
+        assert r.err.count("\n") == 1 and "is not a paperlab database" in r.err, r.err
+    assert db.read_bytes() == before
+
+
+@contextmanager
+def read_only(path: Path):
+    """Make a folder read-only for paperlab: file modes, or (root ignores them) a read-only bind mount."""
+    if os.geteuid() != 0:
+        for p in [path, *path.rglob("*")]:
+            os.chmod(p, 0o555 if p.is_dir() else 0o444)
+        try:
+            yield
+        finally:
+            for p in [path, *path.rglob("*")]:
+                os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        return
+    mounted = subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True).returncode == 0
+    if not mounted or subprocess.run(["mount", "-o", "remount,bind,ro", str(path)]).returncode != 0:
+        if mounted:
+            subprocess.run(["umount", str(path)])
+        pytest.skip("running as root without permission to mount a read-only folder")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def test_read_only_workspace(sh, home):
+    assert sh("add", "1503.02531").code == 0
+    db = home / "paperlab.db"
+    before = sqlite3.connect(db).execute("SELECT count(*) FROM papers").fetchone()
+    with read_only(home):
+        r = sh("add", "1412.6550")
+        listed = sh("list", "--json")
+    assert r.code == 1, r.err
+    assert len(r.err.strip().splitlines()) == 1 and "read-only" in r.err, r.err
+    assert listed.code == 0 and listed.json()[0]["arxiv_id"] == "1503.02531"
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM papers").fetchone() == before == (1,)
+
+
+def test_eight_processes_adding_at_once_all_land(sh, home):
+    ids = [f"2412.9{n:04d}" for n in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda aid: sh("add", aid, "--tag", "batch"), ids))
+    assert [r.code for r in results] == [0] * 8, [r.err for r in results]
+    conn = sqlite3.connect(home / "paperlab.db")
+    assert sorted(r[0] for r in conn.execute("SELECT arxiv_id FROM papers")) == ids
+    assert conn.execute("SELECT count(*) FROM tags").fetchone() == (1,)
+
+
+@pytest.mark.slow
+def test_the_built_wheel_ships_templates_and_migrations(tmp_path, home, arxiv):
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)], check=True,
+                   capture_output=True)
+    wheel = next(dist.glob("paperlab-*.whl"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    # the dependencies come from this environment (no multi-GB downloads); the project from the wheel
+    site = subprocess.check_output([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                   text=True).strip()
+    deps = [p for p in sys.path if p.endswith("site-packages")][0]
+    Path(site, "deps.pth").write_text(deps + "\n")
+    subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)], check=True,
+                   capture_output=True)
+    env = {**os.environ, "PAPERLAB_HOME": str(tmp_path / "wheel-home")}
+    exe = venv / "bin" / "paperlab"
+    run = lambda *a: subprocess.run([str(exe), *a], capture_output=True, text=True, env=env, cwd=tmp_path)  # noqa
+    assert run("init").returncode == 0
+    added = run("add", "1503.02531")
+    assert added.returncode == 0, added.stderr
+    note = tmp_path / "wheel-home" / "notes" / "1503.02531.md"
+    assert "## Questions for the mentor" in note.read_text()
+    where = subprocess.check_output([str(python), "-c", "import paperlab.resources as r; "
+                                     "print(r.templates_dir()); print(r.migrations_dir())"], text=True, cwd=tmp_path)
+    assert all("site-packages/paperlab/_data" in line for line in where.splitlines())
