@@ -69,6 +69,8 @@ def upgrade() -> None:
             "CREATE VIRTUAL TABLE paper_fts USING fts5(arxiv_id UNINDEXED, title, authors, abstract, note, "
             "tokenize='porter unicode61 remove_diacritics 2')"
         )
+        # rank = bm25 weighted by column: arxiv_id, title, authors, abstract, note
+        op.execute("INSERT INTO paper_fts (paper_fts, rank) VALUES ('rank', 'bm25(0.0, 10.0, 5.0, 2.0, 1.0)')")
 
 
 def downgrade() -> None:

@@ -68,9 +68,9 @@ def list_(
         rows = list_papers(reader, venue, year, tag, top_tier)
     if as_json:
         return print_json([to_json(r) for r in rows])
-    table(["arXiv", "published", "venue", "title", "first author", "tags"], [
-        [r["arxiv_id"], str(r["published"] or "")[:10], venue_label(r), r["title"],
-         (r["authors"] or [""])[0] + (" et al." if len(r["authors"]) > 1 else ""), " ".join(r["tags"])]
+    table(["arXiv", "published", "venue", "first author", "tags", "title"], [
+        [r["arxiv_id"], str(r["published"] or "")[:10], venue_label(r),
+         (r["authors"] or [""])[0] + (" et al." if len(r["authors"]) > 1 else ""), " ".join(r["tags"]), r["title"]]
         for r in rows], title=f"{len(rows)} papers")
 
 

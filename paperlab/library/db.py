@@ -24,7 +24,10 @@ def storage_error(exc: BaseException, settings: Settings) -> PaperlabError:
     where = settings.db_path or settings.db_url
     if "file is not a database" in text or "malformed" in text:
         return PaperlabError(f"{where} is not a paperlab database ({text})")
-    if "readonly" in text or "read-only" in text:
+    import os
+
+    read_only = settings.db_path is not None and not os.access(settings.db_path.parent, os.W_OK)
+    if "readonly" in text or "read-only" in text or (read_only and "unable to open" in text):
         return PaperlabError(f"the workspace is read-only: cannot write {where}")
     if "unable to open database" in text:
         return PaperlabError(f"cannot open the database at {where} ({text})")

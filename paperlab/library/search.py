@@ -13,8 +13,6 @@ from paperlab.errors import BadInput, PaperlabError
 from paperlab.library import notes
 
 Execute = Callable[..., Any]
-# column weights for bm25: arxiv_id, title, authors, abstract, note
-_RANK = "bm25(paper_fts, 0.0, 10.0, 5.0, 2.0, 1.0)"
 
 
 def index(execute: Execute, paper_id: int, arxiv_id: str, title: str, authors: list[str], abstract: str,
@@ -62,12 +60,16 @@ def fts_query(text: str) -> str:
 
 
 def search(reader, text: str, limit: int = 50) -> list[dict[str, Any]]:
-    """[{paper_id, score, snippet}] best first."""
+    """[{paper_id, score, snippet}] best first, after re-indexing notes changed on disk."""
     if not reader.is_sqlite:
         raise PaperlabError("search needs the SQLite library (FTS5); PAPERLAB_DB_URL points elsewhere")
     sync_notes(reader)
+    return query(reader, text, limit)
+
+
+def query(reader, text: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The FTS5 query alone."""
     return reader.rows(
-        f"SELECT rowid AS paper_id, {_RANK} AS score, "
-        "snippet(paper_fts, -1, '«', '»', '…', 12) AS snippet "
-        f"FROM paper_fts WHERE paper_fts MATCH :q ORDER BY {_RANK} LIMIT :limit",
+        "SELECT rowid AS paper_id, rank AS score, snippet(paper_fts, -1, '«', '»', '…', 12) AS snippet "
+        "FROM paper_fts WHERE paper_fts MATCH :q ORDER BY rank LIMIT :limit",  # rank: weighted bm25
         q=fts_query(text), limit=limit)
