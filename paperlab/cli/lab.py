@@ -1,7 +1,145 @@
-"""Experiment commands (templates, run, sweep, runs, ui)."""
+"""Experiment commands: templates, run, sweep, runs, ui. torch and mlflow load only when a command runs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import typer
 
+from paperlab.cli.output import print_json, table
+
+templates_app = typer.Typer(help="Experiment templates.", invoke_without_command=True, no_args_is_help=False)
+
+
+@templates_app.callback()
+def templates_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the experiment templates and the papers they reproduce."""
+    if ctx.invoked_subcommand:
+        return
+    from paperlab.lab.templates import raw, template_names
+
+    rows = [raw(name) for name in template_names()]
+    if as_json:
+        return print_json([{"name": r["name"], "paper": r["paper"], "title": r["title"], "dataset": r["dataset"],
+                            "profiles": list(r.get("profiles", {}))} for r in rows])
+    table(["template", "paper", "dataset", "profiles", "title"],
+          [[r["name"], r["paper"], r["dataset"], ", ".join(r.get("profiles", {})), r["title"]] for r in rows])
+
+
+@templates_app.command("show")
+def templates_show(name: str, profile: str = typer.Option("paper", "--profile", "-p"),
+                   set_: list[str] = typer.Option([], "--set", help="key=value override (repeatable).")) -> None:
+    """Print a template resolved for a profile, overrides applied."""
+    from paperlab.lab.templates import load, parse_sets, resolved_yaml
+
+    print(resolved_yaml(load(name, profile, parse_sets(set_))), end="")
+
+
+def _settings():
+    from paperlab.settings import load
+
+    return load()
+
+
+def _link_paper(spec) -> None:
+    """A template's own paper is linked when it is in the library."""
+    from paperlab.errors import NotFound
+    from paperlab.library.papers import link_template
+
+    try:
+        link_template(_settings(), spec.paper, spec.name)
+    except NotFound:
+        pass
+
+
+def run(
+    template: str = typer.Argument(..., help="Template name, e.g. kd-hinton."),
+    profile: str = typer.Option(None, "--profile", "-p", help="smoke, quick or paper (the default)."),
+    set_: list[str] = typer.Option([], "--set", help="key=value override, e.g. distill.temperature=4."),
+    seed: int = typer.Option(None, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    dataset: str = typer.Option(None, "--dataset", help="digits, mnist or fashion-mnist."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="A folder holding the four IDX files."),
+    epochs: int = typer.Option(None, "--epochs"),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same command."),
+    retrain_teacher: bool = typer.Option(False, "--retrain-teacher", help="Ignore the cached teacher."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Train teacher, baseline student and distilled student; track everything in MLflow."""
+    from paperlab.lab.templates import load, parse_sets
+
+    sets = parse_sets(set_)
+    for key, value in (("seed", seed), ("dataset", dataset), ("train.epochs", epochs)):
+        if value is not None:
+            sets[key] = value
+    spec = load(template, profile or "paper", sets)
+    from paperlab.lab.runner import Run
+    from paperlab.lab.trainer import pick_device
+
+    found = pick_device(device)
+    if profile is None:
+        minutes = spec.estimate_minutes.get("cuda" if found.type == "cuda" else "cpu")
+        hint = "; try --profile quick on a CPU" if found.type == "cpu" else ""
+        print(f"profile paper (the paper's own recipe): about {minutes} min on {found.type}{hint}", file=sys.stderr)
+    result = Run(spec, _settings(), device, data_dir, resume, retrain_teacher, " ".join(["paperlab", *sys.argv[1:]])
+                 ).run_all()
+    _link_paper(spec)
+    if as_json:
+        return print_json({"parent_run_id": result.parent_run_id, "device": result.device,
+                           "stages": [{"stage": s.stage, "run_id": s.run_id, "test_error": s.test_error,
+                                       "test_error_last": s.test_error_last, "test_acc": s.test_acc,
+                                       "best_epoch": s.best_epoch, "reused": s.reused} for s in result.stages]})
+    claims = {c.stage: c for c in spec.claims}
+    rows = []
+    for s in result.stages:
+        claim = claims.get(s.stage)
+        note = "" if not claim or claim.dataset == spec.dataset else f" (paper: {claim.dataset})"
+        rows.append([s.stage, s.test_error, s.test_error_last, f"{s.test_acc:.4f}", s.best_epoch,
+                     "cached" if s.reused else f"{s.wall_seconds:.0f}s",
+                     f"{claim.value:g}{note}" if claim else "-"])
+    table(["stage", "test errors (best epoch)", "last epoch", "test acc", "best epoch", "time", "paper's claim"],
+          rows, title=f"{spec.name} / {spec.profile} on {spec.dataset} ({result.device}); test errors are counts; "
+                      f"MLflow parent run {result.parent_run_id}")
+
+
+def runs(template: str = typer.Option(None, "--template"), paper: str = typer.Option(None, "--paper"),
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """List tracked stage runs with their test errors, newest first."""
+    from paperlab.lab.tracking import Tracker
+
+    if paper:
+        from paperlab.library.ids import normalise
+
+        paper = normalise(paper)
+    found = Tracker(_settings()).runs(template, paper)
+    if as_json:
+        return print_json(found)
+    table(["run", "template", "profile", "stage", "status", "test errors", "parent"],
+          [[r["run_id"], r["template"], r["profile"], r["stage"], r["status"],
+            "" if r["test_error"] is None else f"{r['test_error']:g}", r["parent_run_id"]] for r in found],
+          title=f"{len(found)} runs")
+
+
+def ui(port: int = typer.Option(5000, "--port")) -> None:
+    """Start the MLflow UI on 127.0.0.1 against paperlab's tracking store."""
+    import os
+    import subprocess
+
+    settings = _settings()
+    from paperlab.lab.tracking import Tracker
+
+    Tracker(settings)  # creates and migrates a fresh local store under its lock
+    args = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.mlflow_uri,
+            "--host", "127.0.0.1", "--port", str(port)]
+    if settings.mlflow_uri.startswith("sqlite:"):
+        args += ["--default-artifact-root", settings.artifacts_dir.as_uri()]
+    print(f"MLflow UI on http://127.0.0.1:{port} (Ctrl-C stops it)", file=sys.stderr)
+    raise typer.Exit(subprocess.call(args, env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}))
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(templates_app, name="templates")
+    app.command()(run)
+    app.command()(runs)
+    app.command()(ui)

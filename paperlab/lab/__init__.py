@@ -1,0 +1,1 @@
+"""Experiments: templates, data, nets, distillers, the trainer, tracking (the only MLflow user)."""

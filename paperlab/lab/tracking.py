@@ -1,0 +1,95 @@
+"""The only module that talks to MLflow: one experiment per template, a parent run per `paperlab run`,
+a child run per stage. Explicit run IDs through MlflowClient (no global active run), metrics in batches."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from paperlab.errors import PaperlabError
+from paperlab.settings import Settings
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+
+class Tracker:
+    def __init__(self, settings: Settings):
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        self.settings = settings
+        self.uri = settings.mlflow_uri
+        self.local = self.uri.startswith("sqlite:")
+        if self.local:
+            settings.home.mkdir(parents=True, exist_ok=True)
+            from filelock import FileLock
+
+            with FileLock(str(settings.home / "mlflow.db.lock"), timeout=300):  # first use migrates the store
+                self.client = MlflowClient(tracking_uri=self.uri)
+                self.client.search_experiments(max_results=1)
+        else:
+            self.client = MlflowClient(tracking_uri=self.uri)
+        mlflow.set_tracking_uri(self.uri)
+
+    def experiment(self, name: str) -> str:
+        try:
+            found = self.client.get_experiment_by_name(name)
+            if found is not None:
+                return found.experiment_id
+            location = (self.settings.artifacts_dir / name).absolute().as_uri() if self.local else None
+            return self.client.create_experiment(name, artifact_location=location)
+        except Exception as exc:  # MLflow raises many types; the user needs the URI and the reason
+            raise PaperlabError(f"MLflow at {self.uri} failed: {str(exc).splitlines()[0][:200]}") from exc
+
+    def start(self, experiment_id: str, name: str, tags: dict[str, str], parent: str | None = None) -> str:
+        tags = {**tags, "mlflow.runName": name}
+        if parent:
+            tags["mlflow.parentRunId"] = parent
+        return self.client.create_run(experiment_id, tags=tags, run_name=name).info.run_id
+
+    def params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k[:250], str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i:i + 100])
+
+    def metrics(self, run_id: str, values: dict[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step or 0) for k, v in values.items()])
+
+    def tags(self, run_id: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def artifacts(self, run_id: str, folder: Path) -> None:
+        self.client.log_artifacts(run_id, str(folder))
+
+    def finish(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    def runs(self, template: str | None = None, paper: str | None = None) -> list[dict[str, Any]]:
+        """Stage runs (children), newest first, as plain dicts."""
+        filters = ["tags.`paperlab.stage` != ''"]
+        if template:
+            filters.append(f"tags.`paperlab.template` = '{template}'")
+        if paper:
+            filters.append(f"tags.`paperlab.paper` = '{paper}'")
+        experiments = [e.experiment_id for e in self.client.search_experiments()]
+        if not experiments:
+            return []
+        found = self.client.search_runs(experiments, " and ".join(filters), order_by=["attributes.start_time DESC"],
+                                        max_results=1000)
+        return [{"run_id": r.info.run_id, "parent_run_id": r.data.tags.get("mlflow.parentRunId"),
+                 "template": r.data.tags.get("paperlab.template"), "paper": r.data.tags.get("paperlab.paper"),
+                 "profile": r.data.tags.get("paperlab.profile"), "stage": r.data.tags.get("paperlab.stage"),
+                 "status": r.info.status, "test_error": r.data.metrics.get("test_error"),
+                 "test_acc": r.data.metrics.get("test_acc"), "best_epoch": r.data.metrics.get("best_epoch"),
+                 "start_time": r.info.start_time} for r in found]
