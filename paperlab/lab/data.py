@@ -94,7 +94,8 @@ def _download(name: str, source: IdxSource, target: Path) -> None:
         if final.exists():
             continue
         errors = []
-        for mirror in source.mirrors:
+        mirrors = os.environ.get("PAPERLAB_DATA_MIRRORS")  # e.g. a local mirror; comma separated
+        for mirror in mirrors.split(",") if mirrors else source.mirrors:
             tmp = final.with_suffix(".part")
             try:
                 with urllib.request.urlopen(mirror + f"{file}.gz", timeout=60) as response, open(tmp, "wb") as out:

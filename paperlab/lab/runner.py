@@ -98,6 +98,7 @@ class Run:
 
     def _net(self, role: str) -> torch.nn.Module:
         model_spec = getattr(self.spec, role)
+        torch.manual_seed(self.spec.seed * 1_000 + (1 if role == "teacher" else 2))  # baseline and kd: same init
         return nets.build(model_spec.net, self.data.x_train.shape[1:], len(self.data.classes)).to(self.device)
 
     def _teacher_key(self) -> str:

@@ -1,0 +1,195 @@
+"""`paperlab run` end to end on CPU, against a real SQLite MLflow store read back through MLflow's API."""
+
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+SMOKE = ["run", "kd-hinton", "--profile", "smoke", "--device", "cpu", "--json"]
+
+
+def _client(home):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+
+
+def test_smoke_run_end_to_end_is_tracked(cli, home):
+    cli("add", "1503.02531")
+    r = cli(*SMOKE)
+    assert r.code == 0, r.err
+    out = r.json()
+    assert [s["stage"] for s in out["stages"]] == ["teacher", "student", "kd"]
+    assert all(0 <= s["test_error"] <= 500 for s in out["stages"])
+    assert out["stages"][1]["test_error"] < 250  # a trained student beats chance (450 of 500) by far
+    client = _client(home)
+    parent = client.get_run(out["parent_run_id"])
+    assert parent.info.status == "FINISHED" and parent.data.tags["paperlab.template"] == "kd-hinton"
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.`mlflow.parentRunId` = '{out['parent_run_id']}'")
+    assert sorted(c.data.tags["paperlab.stage"] for c in children) == ["kd", "student", "teacher"]
+    kd = client.get_run(out["stages"][2]["run_id"])
+    assert kd.data.params["distill.temperature"] == "20.0" and kd.data.params["train.epochs"] == "12"
+    assert kd.data.metrics["test_error"] == out["stages"][2]["test_error"]
+    for tag in ("paperlab.paper", "paperlab.profile", "paperlab.version", "paperlab.git_commit", "paperlab.torch",
+                "paperlab.device", "paperlab.dataset_sha256"):
+        assert kd.data.tags[tag], tag
+    history = client.get_metric_history(kd.info.run_id, "val_error")
+    assert [m.step for m in history] == list(range(1, 13))
+    assert {"train_loss", "val_acc", "lr", "epoch_seconds", "samples_per_s", "loss_soft", "loss_hard",
+            "test_acc", "test_error_last", "best_epoch"} <= set(kd.data.metrics)
+    names = {a.path for a in client.list_artifacts(kd.info.run_id)}
+    assert {"resolved.yaml", "weights.pt", "confusion_matrix.csv", "confusion_matrix.png", "misclassified.csv",
+            "misclassified.png", "test_logits.npz"} <= names
+    folder = Path(client.download_artifacts(kd.info.run_id, ""))
+    state = torch.load(folder / "weights.pt", weights_only=True)
+    assert state["layers.1.weight"].shape == (32, 64)
+    matrix = np.loadtxt(folder / "confusion_matrix.csv", delimiter=",", skiprows=1)
+    assert matrix.sum() == 500 and 500 - np.trace(matrix) == out["stages"][2]["test_error"]
+    assert (folder / "misclassified.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    runs = cli("runs", "--template", "kd-hinton", "--json").json()
+    assert {r["run_id"] for r in runs} == {s["run_id"] for s in out["stages"]}
+    assert cli("runs", "--paper", "1503.02531", "--json").json() == runs
+    assert cli("show", "1503.02531", "--json").json()["templates"] == ["kd-hinton"]
+
+
+def test_teacher_is_cached_and_runs_are_deterministic(cli):
+    first = cli(*SMOKE).json()["stages"]
+    second = cli(*SMOKE).json()["stages"]
+    assert [s["reused"] for s in second] == [True, False, False]
+    assert [s["test_error"] for s in second] == [s["test_error"] for s in first]
+    retrained = cli(*SMOKE, "--retrain-teacher").json()["stages"]
+    assert retrained[0]["reused"] is False
+    assert [s["test_error"] for s in retrained] == [s["test_error"] for s in first]
+    other = cli(*SMOKE, "--set", "distill.temperature=4").json()["stages"]
+    assert other[0]["reused"] is True and other[1]["test_error"] == first[1]["test_error"]
+
+
+def test_resume_after_kill_9_ends_with_the_same_numbers(sh, home, tmp_path):
+    args = [*SMOKE, "--set", "train.epochs=40", "--retrain-teacher"]
+    reference = sh(*args, env={"PAPERLAB_HOME": str(tmp_path / "reference")})
+    assert reference.code == 0, reference.err
+    proc = subprocess.Popen([sys.executable, "-m", "paperlab", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=os.environ.copy())
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(home.glob("runs/*/student.ckpt")):
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert list(home.glob("runs/*/student.ckpt"))
+    resumed = sh(*args, "--resume")
+    assert resumed.code == 0, resumed.err
+    assert "student  epoch   1/40" not in resumed.err  # it continued, not started over
+    assert ([s["test_error"] for s in resumed.json()["stages"]]
+            == [s["test_error"] for s in reference.json()["stages"]])
+
+
+def test_bad_overrides_and_template_names(cli):
+    r = cli("run", "kd-hinton", "--profile", "smoke", "--set", "distill.temprature=4")
+    assert r.code == 2 and "did you mean 'distill.temperature'" in r.err and "valid keys: alpha, temperature" in r.err
+    r = cli("run", "kd-hinton", "--profile", "smoke", "--set", "distill.alpha=1.5")
+    assert r.code == 2 and "bad value for 'distill.alpha'" in r.err
+    r = cli("run", "kd-hinton", "--profile", "smoke", "--set", "temperature")
+    assert r.code == 2 and "--set takes key=value" in r.err
+    r = cli("run", "kd-hintn")
+    assert r.code == 2 and "did you mean 'kd-hinton'" in r.err
+    r = cli("run", "kd-hinton", "--profile", "huge")
+    assert r.code == 2 and "no profile 'huge'" in r.err
+    r = cli("run", "kd-hinton", "--profile", "smoke", "--dataset", "cifar10")
+    assert r.code == 2 and "unknown dataset 'cifar10'" in r.err
+    r = cli("run", "kd-hinton", "--profile", "smoke", "--device", "tpu")
+    assert r.code == 2
+    assert "kd-hinton" in cli("templates").out
+    shown = cli("templates", "show", "kd-hinton", "--profile", "smoke", "--set", "distill.temperature=4").out
+    assert "temperature: 4" in shown and "dataset: digits" in shown
+
+
+def test_a_diverging_loss_stops_with_a_clear_error(cli):
+    r = cli(*SMOKE, "--retrain-teacher", "--set", "train.optimizer=sgd", "--set", "train.lr=1e12")
+    assert r.code == 1
+    assert "the training loss became" in r.err and "lower train.lr" in r.err
+    assert len(r.err.strip().splitlines()[-1:]) == 1
+
+
+def test_missing_dataset_offline(cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("PAPERLAB_DATA_MIRRORS", "http://127.0.0.1:9/")
+    r = cli("run", "kd-hinton", "--profile", "smoke", "--dataset", "mnist")
+    assert r.code == 1
+    line = r.err.strip().splitlines()[-1]
+    assert line.startswith("error: mnist is not on this machine") and "--data-dir" in line
+    r = cli("run", "kd-hinton", "--profile", "smoke", "--dataset", "mnist", "--data-dir", str(tmp_path))
+    assert r.code == 2 and "lacks train-images-idx3-ubyte" in r.err
+    r = cli("run", "kd-hinton")  # the paper profile says how long it takes, then needs MNIST
+    assert r.code == 1 and "profile paper" in r.err and "--profile quick" in r.err
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as out:
+        out.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_idx_files_from_a_data_dir(cli, tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    labels = rng.integers(0, 10, 700)
+    images = np.zeros((700, 28, 28), dtype=np.uint8)
+    for i, label in enumerate(labels):  # a bright bar whose row is the label: learnable
+        images[i, 2 + 2 * label: 4 + 2 * label, 4:24] = 255
+    _write_idx(folder / "train-images-idx3-ubyte.gz", images[:600])
+    _write_idx(folder / "train-labels-idx1-ubyte.gz", labels[:600])
+    _write_idx(folder / "t10k-images-idx3-ubyte.gz", images[600:])
+    _write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels[600:])
+    r = cli("run", "kd-hinton", "--profile", "smoke", "--dataset", "mnist", "--data-dir", str(folder), "--json",
+            "--set", "stages=[student]", "--set", "train.val_size=100", "--epochs", "5")
+    assert r.code == 0, r.err
+    assert r.json()["stages"][0]["test_error"] <= 10  # of 100
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x64" + b"\x01"))
+    r = cli("run", "kd-hinton", "--profile", "smoke", "--dataset", "mnist", "--data-dir", str(folder))
+    assert r.code == 1 and "is truncated" in r.err
+
+
+@pytest.mark.slow
+def test_smoke_run_against_a_real_mlflow_server(cli, tmp_path, monkeypatch):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(url + "/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.25)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        r = cli(*SMOKE, "--set", "stages=[student]", "--epochs", "3")
+        assert r.code == 0, r.err
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=url)
+        run = client.get_run(r.json()["stages"][0]["run_id"])
+        assert run.data.tags["paperlab.stage"] == "student"
+        assert len(client.get_metric_history(run.info.run_id, "val_error")) == 3
+        assert "weights.pt" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
