@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The GPU check for issue 3, as one prepared script for a lent CUDA machine (see the closing note).
+# Needs, carried beside the repo: .whl/ (mlflow-skinny, sqlalchemy, alembic, pydantic, ... for Python 3.12,
+# the ones the machine lacks) and .data/fashion-mnist/ (the four IDX files). Writes its results to $OUT.
+set -o pipefail
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 PAPERLAB_HOME=/tmp/plhome OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  python3 -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.get_device_name())"
+  for profile in smoke quick; do
+    start=$(date +%s.%N)
+    timeout 240 python3 -m paperlab run kd-hinton --profile $profile --device cuda --data-dir .data/fashion-mnist \
+      --json > "$OUT/$profile.json" 2> "$OUT/$profile.err" || { echo "$profile failed"; tail -5 "$OUT/$profile.err"; }
+    echo "$profile on cuda: $(python3 -c "print(round($(date +%s.%N) - $start, 1))") s wall"; cat "$OUT/$profile.json"
+  done
+  timeout 180 python3 benchmarks/bench_trainer.py --device cuda --data-dir .data/fashion-mnist --epochs 3
+  start=$(date +%s.%N)
+  timeout 300 python3 -m paperlab run kd-hinton --device cuda --dataset fashion-mnist --data-dir .data/fashion-mnist \
+    --json > "$OUT/paper.json" 2> "$OUT/paper.err" || { echo "paper failed"; tail -5 "$OUT/paper.err"; }
+  echo "paper profile on fashion-mnist, cuda: $(python3 -c "print(round($(date +%s.%N) - $start, 1))") s wall"
+  head -1 "$OUT/paper.err"; cat "$OUT/paper.json"
+} 2>&1 | tee "$OUT/log.txt"
