@@ -1,7 +1,46 @@
-"""Experiment commands (templates, run, sweep, runs, ui)."""
+"""`paperlab report`: one page for a mentoring session."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
 
 import typer
 
 
+def report(
+    paper: str = typer.Option(None, "--paper", help="Every run of every template linked to this paper."),
+    template: str = typer.Option(None, "--template", help="Every run of this template."),
+    run: list[str] = typer.Option([], "--run", help="Exactly these runs (a parent run means its stages)."),
+    fmt: str = typer.Option("html", "--format", "-f", help="html or md."),
+    output: Path = typer.Option(None, "--output", "-o", help="Default: report-<id>-<date>.<ext> here."),
+    open_: bool = typer.Option(False, "--open", help="Open the report in a browser."),
+) -> None:
+    """Paper claims vs reproduced numbers, runs, plots and failure analysis on one page."""
+    from paperlab.errors import BadInput
+
+    if sum(bool(x) for x in (paper, template, run)) != 1:
+        raise BadInput("name exactly one of --paper ID, --template NAME or --run RUN_ID")
+    if fmt not in ("html", "md"):
+        raise BadInput(f"unknown format {fmt!r}: use html or md")
+    if template:
+        from paperlab.lab.templates import template_names
+
+        template_names(check=template)
+    from paperlab.reports.collect import collect
+    from paperlab.reports.render import write
+    from paperlab.settings import load
+
+    data = collect(load(), paper=paper, template=template, run_ids=run or None)
+    if output is None:
+        subject = (paper or template or run[0][:12]).replace("/", "_")
+        output = Path(f"report-{subject}-{date.today().isoformat()}.{fmt}")
+    print(write(data, output, fmt).resolve())
+    if open_:
+        import webbrowser
+
+        webbrowser.open(output.resolve().as_uri())
+
+
 def register(app: typer.Typer) -> None:
-    pass
+    app.command()(report)

@@ -75,21 +75,47 @@ class Tracker:
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
 
-    def runs(self, template: str | None = None, paper: str | None = None) -> list[dict[str, Any]]:
-        """Stage runs (children), newest first, as plain dicts."""
+    def _search(self, filters: list[str]) -> list:
+        experiments = [e.experiment_id for e in self.client.search_experiments()]
+        if not experiments:
+            return []
+        return self.client.search_runs(experiments, " and ".join(filters), order_by=["attributes.start_time DESC"],
+                                       max_results=5000)
+
+    def runs(self, template: str | None = None, paper: str | None = None, run_ids: list[str] | None = None,
+             details: bool = False) -> list[dict[str, Any]]:
+        """Stage runs (children), newest first, as plain dicts; run_ids may name stage or parent runs."""
         filters = ["tags.`paperlab.stage` != ''"]
         if template:
             filters.append(f"tags.`paperlab.template` = '{template}'")
         if paper:
             filters.append(f"tags.`paperlab.paper` = '{paper}'")
-        experiments = [e.experiment_id for e in self.client.search_experiments()]
-        if not experiments:
-            return []
-        found = self.client.search_runs(experiments, " and ".join(filters), order_by=["attributes.start_time DESC"],
-                                        max_results=1000)
-        return [{"run_id": r.info.run_id, "parent_run_id": r.data.tags.get("mlflow.parentRunId"),
-                 "template": r.data.tags.get("paperlab.template"), "paper": r.data.tags.get("paperlab.paper"),
-                 "profile": r.data.tags.get("paperlab.profile"), "stage": r.data.tags.get("paperlab.stage"),
-                 "status": r.info.status, "test_error": r.data.metrics.get("test_error"),
-                 "test_acc": r.data.metrics.get("test_acc"), "best_epoch": r.data.metrics.get("best_epoch"),
-                 "start_time": r.info.start_time} for r in found]
+        found = self._search(filters)
+        if run_ids is not None:
+            wanted = set(run_ids)
+            found = [r for r in found if r.info.run_id in wanted or r.data.tags.get("mlflow.parentRunId") in wanted]
+        return [self._as_dict(r, details) for r in found]
+
+    @staticmethod
+    def _as_dict(r, details: bool) -> dict[str, Any]:
+        tags = r.data.tags
+        out = {"run_id": r.info.run_id, "parent_run_id": tags.get("mlflow.parentRunId"),
+               "template": tags.get("paperlab.template"), "paper": tags.get("paperlab.paper"),
+               "profile": tags.get("paperlab.profile"), "stage": tags.get("paperlab.stage"),
+               "status": r.info.status, "test_error": r.data.metrics.get("test_error"),
+               "test_acc": r.data.metrics.get("test_acc"), "best_epoch": r.data.metrics.get("best_epoch"),
+               "start_time": r.info.start_time}
+        if details:
+            out.update(params=dict(r.data.params), metrics=dict(r.data.metrics),
+                       tags={k: v for k, v in tags.items() if not k.startswith("mlflow.")})
+        return out
+
+    def history(self, run_id: str, metric: str) -> list[tuple[int, float]]:
+        return [(m.step, m.value) for m in sorted(self.client.get_metric_history(run_id, metric), key=lambda m: m.step)]
+
+    def download(self, run_id: str, path: str, folder: Path) -> Path | None:
+        """One artifact of a run into `folder`, or None when the run has no such file."""
+        try:
+            return Path(self.client.download_artifacts(run_id, path, str(folder)))
+        except Exception:  # an absent artifact raises different types per store
+            return None

@@ -1,0 +1,184 @@
+"""Gather what a report shows: the paper, the reviewer's note, the template's claims, the runs and their
+per-example predictions. Everything from MLflow comes through paperlab.lab.tracking."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from paperlab.errors import PaperlabError
+from paperlab.settings import Settings
+
+SEED_PARAM = "seed"
+
+
+@dataclass
+class ClaimRow:
+    stage: str
+    paper_value: float
+    paper_dataset: str
+    source: str
+    ours_mean: float | None
+    ours_std: float | None
+    n: int
+    our_dataset: str | None
+    tolerance: float
+
+    @property
+    def comparable(self) -> bool:
+        return self.ours_mean is not None and self.our_dataset == self.paper_dataset
+
+    @property
+    def diff(self) -> float | None:
+        return self.ours_mean - self.paper_value if self.comparable else None
+
+    @property
+    def verdict(self) -> str:
+        if self.ours_mean is None:
+            return "no runs"
+        if not self.comparable:
+            return f"not comparable: ours on {self.our_dataset}, the paper's on {self.paper_dataset}"
+        if abs(self.diff) <= self.tolerance:
+            return "reproduced"
+        return "close" if abs(self.diff) <= 2 * self.tolerance else "not reproduced"
+
+
+@dataclass
+class ReportData:
+    subject: str
+    generated: str
+    paper: dict[str, Any] | None
+    note: dict[str, str]
+    templates: list[str]
+    claims: list[ClaimRow]
+    runs: list[dict[str, Any]]
+    varying: list[str]
+    latest: dict[str, dict[str, Any]]  # stage -> run of the newest parent run
+    best_kd: dict[str, Any] | None
+    caveats: list[str] = field(default_factory=list)
+    classes: tuple[str, ...] = ()
+    images: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+
+def _config(run: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, v) for k, v in run["params"].items() if k != SEED_PARAM))
+
+
+def _paper(settings: Settings, arxiv_id: str | None) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    if not arxiv_id:
+        return None, {}
+    from paperlab.errors import NotFound
+    from paperlab.library import notes
+    from paperlab.library.db import Reader
+    from paperlab.library.queries import get_paper, to_json
+
+    try:
+        with Reader(settings) as reader:
+            paper = to_json(get_paper(reader, arxiv_id))
+    except NotFound:
+        return None, {}
+    return paper, notes.sections(paper["note_path"])
+
+
+def _claims(runs: list[dict[str, Any]], templates: list[str]) -> list[ClaimRow]:
+    from paperlab.lab.templates import raw
+
+    rows = []
+    for name in templates:
+        for claim in raw(name).get("claims", []):
+            stage_runs = [r for r in runs if r["template"] == name and r["stage"] == claim["stage"]
+                          and r["test_error"] is not None]
+            if not stage_runs:
+                rows.append(ClaimRow(claim["stage"], claim["value"], claim["dataset"], claim.get("source", ""),
+                                     None, None, 0, None, claim["tolerance"]))
+                continue
+            newest = stage_runs[0]  # runs come newest first; its configuration is the one compared
+            same = [r for r in stage_runs if _config(r) == _config(newest)]
+            values = [r["test_error"] for r in same]
+            rows.append(ClaimRow(claim["stage"], claim["value"], claim["dataset"], claim.get("source", ""),
+                                 statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None,
+                                 len(values), newest["tags"].get("paperlab.dataset"), claim["tolerance"]))
+    return rows
+
+
+def _varying(runs: list[dict[str, Any]]) -> list[str]:
+    keys = sorted({k for r in runs for k in r["params"]})
+    return [k for k in keys if len({r["params"].get(k) for r in runs}) > 1]
+
+
+def _load_logits(tracker, run: dict[str, Any], folder: Path) -> None:
+    path = tracker.download(run["run_id"], "test_logits.npz", folder / run["run_id"])
+    if path is not None:
+        with np.load(path) as saved:
+            run["logits"], run["labels"] = saved["logits"], saved["labels"]
+
+
+def collect(settings: Settings, paper: str | None = None, template: str | None = None,
+            run_ids: list[str] | None = None) -> ReportData:
+    from paperlab.lab.tracking import Tracker
+
+    tracker = Tracker(settings)
+    if paper:
+        from paperlab.library.ids import normalise
+
+        paper = normalise(paper)
+    runs = [r for r in tracker.runs(template=template, paper=paper, run_ids=run_ids, details=True)
+            if r["status"] == "FINISHED"]
+    subject = paper or template or ", ".join(run_ids or [])
+    if not runs:
+        raise PaperlabError(f"no finished runs found for {subject}; run one with `paperlab run TEMPLATE`")
+    arxiv_id = paper or Counter(r["paper"] for r in runs).most_common(1)[0][0]
+    paper_info, note = _paper(settings, arxiv_id)
+    templates = sorted({r["template"] for r in runs})
+    for run in runs:
+        run["val_error"] = tracker.history(run["run_id"], "val_error")
+    newest_parent = runs[0]["parent_run_id"]
+    latest = {r["stage"]: r for r in reversed(runs) if r["parent_run_id"] == newest_parent}
+    kd_runs = [r for r in runs if r["stage"] == "kd"]
+    best_kd = min(kd_runs, key=lambda r: r["test_error"]) if kd_runs else None
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in {id(r): r for r in [*latest.values(), *([best_kd] if best_kd else [])]}.values():
+            _load_logits(tracker, run, Path(tmp))
+    data = ReportData(subject, date.today().isoformat(), paper_info, note, templates, _claims(runs, templates),
+                      runs, _varying(runs), latest, best_kd)
+    _add_dataset(settings, data)
+    _add_caveats(data)
+    return data
+
+
+def _add_dataset(settings: Settings, data: ReportData) -> None:
+    from paperlab.lab import data as datasets
+
+    name = next(iter(data.latest.values()))["tags"].get("paperlab.dataset")
+    try:
+        ds = datasets.load(name, None, settings.data_dir, download=False)
+    except PaperlabError:
+        data.caveats.append(f"The {name} images are not on this machine, so the error analysis shows no pictures.")
+        return
+    data.classes, data.images, data.labels = ds.classes, ds.x_test, ds.y_test
+
+
+def _add_caveats(data: ReportData) -> None:
+    teacher, student = data.latest.get("teacher"), data.latest.get("student")
+    if teacher and student and teacher["test_error"] >= student["test_error"]:
+        data.caveats.append(
+            f"The teacher ({teacher['test_error']:g} test errors) is no better than the baseline student "
+            f"({student['test_error']:g}): distillation can only copy it here, so these runs cannot test whether "
+            f"KD helps. Train a stronger teacher (longer, an ensemble, a bigger net) first.")
+    for row in data.claims:
+        if row.ours_mean is not None and row.our_dataset != row.paper_dataset:
+            data.caveats.append(f"The paper's numbers are on {row.paper_dataset}; these runs used {row.our_dataset}, "
+                                f"so the comparison shows both numbers without a verdict.")
+            break
+    profiles = {r["profile"] for r in data.runs}
+    if profiles - {"paper"}:
+        data.caveats.append(f"Runs from the {', '.join(sorted(profiles - {'paper'}))} profile(s) are shorter than "
+                            f"the paper's recipe.")

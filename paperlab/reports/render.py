@@ -1,0 +1,76 @@
+"""ReportData -> one self-contained HTML page (images inline, no scripts, print CSS) or Markdown with its
+images in a folder beside it. Jinja2 with autoescape; notes go through markdown-it with raw HTML off."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+from paperlab.reports.collect import ReportData
+from paperlab.reports.plots import all_figures, worst_classes
+
+
+def _markdown(text: str) -> str:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).render(text)  # raw HTML comes out escaped
+
+
+def _md_escape(value: object) -> str:
+    text = "" if value is None else str(value)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*_\[\]|])", r"\\\1", " ".join(text.split()))
+
+
+def _num(value: object, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}"
+
+
+def _env():
+    import jinja2
+    from markupsafe import Markup
+
+    from paperlab.resources import templates_dir
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir() / "reports"),
+                             autoescape=jinja2.select_autoescape(["html.j2"]), trim_blocks=True,
+                             lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters["markdown"] = lambda text: Markup(_markdown(text))
+    env.filters["md"] = _md_escape
+    env.filters["num"] = _num
+    return env
+
+
+def _context(data: ReportData) -> dict:
+    figures = all_figures(data)
+    param_keys = [k for k in data.varying if not k.startswith(("name", "title"))]
+    return {"d": data, "figures": figures, "worst": worst_classes(data), "param_keys": param_keys,
+            "note_sections": [(s, data.note[s]) for s in ("Summary", "Key idea", "Questions for the mentor")
+                              if s in data.note]}
+
+
+def html(data: ReportData) -> str:
+    context = _context(data)
+    for figure in context["figures"]:
+        figure.src = "data:image/png;base64," + base64.b64encode(figure.png).decode()
+    return _env().get_template("report.html.j2").render(**context)
+
+
+def markdown(data: ReportData, out: Path) -> str:
+    context = _context(data)
+    folder = out.with_name(out.stem + "_files")
+    if context["figures"]:
+        folder.mkdir(parents=True, exist_ok=True)
+    for figure in context["figures"]:
+        (folder / f"{figure.name}.png").write_bytes(figure.png)
+        figure.src = f"{folder.name}/{figure.name}.png"
+    return _env().get_template("report.md.j2").render(**context)
+
+
+def write(data: ReportData, out: Path, fmt: str) -> Path:
+    text = html(data) if fmt == "html" else markdown(data, out)
+    out.write_text(text, encoding="utf-8")
+    return out
