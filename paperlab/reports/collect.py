@@ -69,7 +69,10 @@ class ReportData:
 
 
 def _config(run: dict[str, Any]) -> tuple:
-    return tuple(sorted((k, v) for k, v in run["params"].items() if k != SEED_PARAM))
+    """The parameters that shape a stage's numbers, seed left out: repeats over seeds share it."""
+    ignored = {"teacher": ("distill.", "student."), "student": ("distill.", "teacher.")}.get(run["stage"], ())
+    return tuple(sorted((k, v) for k, v in run["params"].items()
+                        if k != SEED_PARAM and not k.startswith(ignored)))
 
 
 def _paper(settings: Settings, arxiv_id: str | None) -> tuple[dict[str, Any] | None, dict[str, str]]:

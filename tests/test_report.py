@@ -1,0 +1,155 @@
+"""`paperlab report` over real runs in a real MLflow store; escaping; a real headless browser."""
+
+import base64
+import io
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import pytest
+
+SMOKE = ["run", "kd-hinton", "--profile", "smoke", "--device", "cpu", "--json"]
+EVIL_TITLE = '<script>alert(1)</script> "><img src=x onerror=alert(2)>'
+EVIL_TAG = "<script>alert(3)</script>"
+EVIL_NOTE = '<script>alert(4)</script>\n\n"><img src=x onerror=alert(5)> and [link](javascript:alert(6))'
+
+
+class Elements(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.found = []
+
+    def handle_starttag(self, tag, attrs):
+        self.found.append((tag, dict(attrs)))
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory, arxiv_stub):
+    """One workspace with a paper whose title, tag and note carry markup, and four smoke runs."""
+    import os
+
+    home = tmp_path_factory.mktemp("report") / "home"
+    env = {"PAPERLAB_HOME": str(home), "PAPERLAB_ARXIV_URL": arxiv_stub.url, "PAPERLAB_ARXIV_DELAY": "0"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    from conftest import Result  # noqa: F401  (the cli fixture is function-scoped; run the entry point here)
+    from paperlab.cli import main
+
+    def cli(*args):
+        import contextlib
+        import sys
+
+        out, err = io.StringIO(), io.StringIO()
+        sys.argv = ["paperlab", *args]
+        code = 0
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as exc:
+                code = exc.code or 0
+        return code, out.getvalue(), err.getvalue()
+
+    bib = home.parent / "evil.bib"
+    home.mkdir(parents=True)
+    bib.write_text("@misc{x, title={" + EVIL_TITLE + "}, author={Geoffrey Hinton}, year={2015}, eprint={1503.02531}}\n")
+    assert cli("import", str(bib))[0] == 0
+    assert cli("tag", "1503.02531", EVIL_TAG)[0] == 0
+    note = home / "notes" / "1503.02531.md"
+    note.write_text(note.read_text().replace("## Summary\n", "## Summary\n" + EVIL_NOTE + "\n"))
+    runs = []
+    for extra in ([], ["--seed", "1"], ["--set", "distill.temperature=4"]):
+        code, out, err = cli(*SMOKE, *extra)
+        assert code == 0, err
+        runs.append(out)
+    yield home, cli
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def test_html_report_holds_the_sections_in_order_and_escapes_everything(tracked, tmp_path):
+    home, cli = tracked
+    out = tmp_path / "r.html"
+    code, stdout, err = cli("report", "--paper", "1503.02531", "-o", str(out))
+    assert code == 0, err
+    assert stdout.strip() == str(out.resolve())
+    page = out.read_text()
+    order = ["The reviewer's note", "Paper vs reproduced", "<h2>Runs", "<h2>Plots", "Where it fails",
+             "Reproducibility"]
+    positions = [page.index(h) for h in order]
+    assert positions == sorted(positions)
+    parser = Elements()
+    parser.feed(page)
+    tags = [t for t, _ in parser.found]
+    assert "script" not in tags
+    assert all(not any(k.startswith("on") for k in attrs) for _, attrs in parser.found)
+    images = [attrs["src"] for t, attrs in parser.found if t == "img"]
+    assert len(images) >= 5 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert all(not attrs.get("href", "").startswith("javascript") for _, attrs in parser.found)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;script&gt;alert(3)&lt;/script&gt;" in page
+    assert "alert(4)" in page  # the note's text is there, as text
+    assert "not comparable: ours on digits, the paper&#39;s on mnist" in page
+    # teacher and student: three runs of one configuration (seeds 0, 0 and 1; the temperature does not shape them)
+    assert len(re.findall(r"± [\d.,]+ \(3\) <small>digits", page)) == 2
+    assert re.search(r"<td>kd</td><td class=\"n\">74 <small>mnist</small></td>\s*<td class=\"n\">[\d,]+ \(1\)", page)
+    assert "distill.temperature" in page  # the swept parameter is a runs-table column
+    assert "Test error against distill.temperature" in page
+    assert "<link" not in page and 'src="http' not in page  # self-contained: nothing fetched from a network
+    for src in images:
+        assert mpimg.imread(io.BytesIO(base64.b64decode(src.split(",", 1)[1])), format="png").size > 0
+
+
+def test_markdown_report_writes_images_beside_it(tracked, tmp_path):
+    _, cli = tracked
+    out = tmp_path / "r.md"
+    code, _, err = cli("report", "--template", "kd-hinton", "--format", "md", "-o", str(out))
+    assert code == 0, err
+    text = out.read_text()
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert linked and all((tmp_path / link).is_file() for link in linked)
+    assert "<script>" not in text and "<img" not in text
+    assert "## Paper vs reproduced" in text and "| kd |" in text
+
+
+def test_report_by_run_ids_and_bad_input(tracked, tmp_path):
+    _, cli = tracked
+    import json
+
+    code, out, _ = cli("runs", "--json")
+    runs = json.loads(out)
+    parent = runs[0]["parent_run_id"]
+    target = tmp_path / "p.html"
+    code, _, err = cli("report", "--run", parent, "-o", str(target))
+    assert code == 0, err
+    page = target.read_text()
+    mine = {r["run_id"] for r in runs if r["parent_run_id"] == parent}
+    assert len(mine) == 3 and all(run_id in page for run_id in mine)  # the parent's three stages
+    assert not any(r["run_id"] in page for r in runs if r["run_id"] not in mine)
+    assert cli("report", "--run", "0" * 32)[0] == 1
+    code, _, err = cli("report", "--paper", "1412.6550")
+    assert code == 1 and "no finished runs found for 1412.6550" in err
+    assert cli("report", "--paper", "1503.02531", "--template", "kd-hinton")[0] == 2
+    assert cli("report")[0] == 2
+    assert cli("report", "--template", "kd-hintn")[0] == 2
+    assert cli("report", "--template", "kd-hinton", "--format", "pdf")[0] == 2
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="no chromium (apt-get install chromium)")
+def test_the_page_renders_in_a_headless_browser(tracked, tmp_path):
+    _, cli = tracked
+    page = tmp_path / "r.html"
+    assert cli("report", "--template", "kd-hinton", "-o", str(page))[0] == 0
+    shot = tmp_path / "shot.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,3000",
+                    f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True)
+    pixels = mpimg.imread(shot)
+    assert pixels.shape[0] == 3000 and pixels.std() > 0.05  # not a blank page
+    dark = (pixels[..., :3].mean(axis=2) < 0.5).mean()
+    assert dark > 0.01  # text and figures drawn
