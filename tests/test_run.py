@@ -193,3 +193,22 @@ def test_smoke_run_against_a_real_mlflow_server(cli, tmp_path, monkeypatch):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_sweep_runs_a_grid_under_one_parent_training_the_teacher_once(cli, home):
+    r = cli("sweep", "kd-hinton", "--profile", "smoke", "--device", "cpu", "--grid", "distill.temperature=1,8",
+            "--grid", "distill.alpha=0.5,0.9", "--seeds", "2", "--json")
+    assert r.code == 0, r.err
+    out = r.json()
+    assert len(out["points"]) == 8
+    stages = [s["stage"] for p in out["points"] for s in p["stages"]]
+    assert stages.count("teacher") == 2 and stages.count("student") == 2 and stages.count("kd") == 8  # per seed
+    client = _client(home)
+    parent = client.get_run(out["parent_run_id"])
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.`mlflow.parentRunId` = '{out['parent_run_id']}'")
+    assert len(children) == 12 and parent.info.status == "FINISHED"
+    points = {c.data.tags["paperlab.sweep_point"] for c in children if c.data.tags["paperlab.stage"] == "kd"}
+    assert "distill.temperature=8,distill.alpha=0.5,seed=1" in points and len(points) == 8
+    assert cli("sweep", "kd-hinton", "--profile", "smoke", "--grid", "distill.temperature").code == 2
+    assert cli("sweep", "kd-hinton", "--profile", "smoke", "--grid", "distill.temprature=1,2").code == 2

@@ -103,6 +103,33 @@ def run(
                       f"MLflow parent run {result.parent_run_id}")
 
 
+def sweep(
+    template: str = typer.Argument(...),
+    grid: list[str] = typer.Option([], "--grid", help="key=v1,v2,... (repeatable), e.g. distill.temperature=1,4,20."),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="Seeds 0..N-1 for every grid point."),
+    profile: str = typer.Option("paper", "--profile", "-p"),
+    set_: list[str] = typer.Option([], "--set", help="key=value override for every point."),
+    device: str = typer.Option("auto", "--device"),
+    data_dir: Path = typer.Option(None, "--data-dir"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Run a grid of overrides (over seeds) under one MLflow parent run, training the teacher once."""
+    from paperlab.lab.sweep import parse_grid, run_sweep
+    from paperlab.lab.templates import parse_sets
+
+    parent, results = run_sweep(template, profile, parse_sets(set_), parse_grid(grid), seeds, _settings(), device,
+                                data_dir, " ".join(["paperlab", *sys.argv[1:]]))
+    if as_json:
+        return print_json({"parent_run_id": parent, "points": [
+            {"overrides": p.overrides, "seed": p.seed, "stages": [
+                {"stage": s.stage, "run_id": s.run_id, "test_error": s.test_error, "reused": s.reused}
+                for s in p.stages]} for p in results]})
+    table(["point", "seed", *["stage / test errors"]],
+          [[",".join(f"{k}={v}" for k, v in p.overrides.items()), p.seed,
+            "  ".join(f"{s.stage} {s.test_error}" for s in p.stages)] for p in results],
+          title=f"sweep of {template} ({profile}); MLflow parent run {parent}")
+
+
 def runs(template: str = typer.Option(None, "--template"), paper: str = typer.Option(None, "--paper"),
          as_json: bool = typer.Option(False, "--json")) -> None:
     """List tracked stage runs with their test errors, newest first."""
@@ -141,5 +168,6 @@ def ui(port: int = typer.Option(5000, "--port")) -> None:
 def register(app: typer.Typer) -> None:
     app.add_typer(templates_app, name="templates")
     app.command()(run)
+    app.command()(sweep)
     app.command()(runs)
     app.command()(ui)

@@ -57,14 +57,16 @@ def _git_commit() -> str:
 
 class Run:
     def __init__(self, spec: RunSpec, settings: Settings, device: str = "auto", data_dir: Path | None = None,
-                 resume: bool = False, retrain_teacher: bool = False, command: str = ""):
+                 resume: bool = False, retrain_teacher: bool = False, command: str = "",
+                 parent_run_id: str | None = None, extra_tags: dict[str, str] | None = None,
+                 tracker=None, dataset: datasets.Dataset | None = None):
         from paperlab.lab.tracking import Tracker
 
         self.spec, self.settings = spec, settings
         self.device = trainer.pick_device(device)
         if self.device.type == "cpu":
             torch.use_deterministic_algorithms(True)
-        self.data = datasets.load(spec.dataset, data_dir, settings.data_dir)
+        self.data = dataset or datasets.load(spec.dataset, data_dir, settings.data_dir)
         self.retrain_teacher = retrain_teacher
         self.command = command
         train_idx, val_idx = datasets.split_validation(len(self.data.y_train), spec.train.val_size, spec.seed)
@@ -72,7 +74,7 @@ class Run:
         self.tensors = trainer.Tensors(put(self.data.x_train[train_idx]), put(self.data.y_train[train_idx]),
                                        put(self.data.x_train[val_idx]), put(self.data.y_train[val_idx]))
         self.x_test, self.y_test = put(self.data.x_test), put(self.data.y_test)
-        self.tracker = Tracker(settings)
+        self.tracker = tracker or Tracker(settings)
         key = _hash(resolved_yaml(spec), self.data.checksum, self.device.type)
         self.run_dir = settings.home / "runs" / f"{spec.name}-{key}"
         state_file = self.run_dir / "state.json"
@@ -85,7 +87,10 @@ class Run:
                      "paperlab.version": __version__, "paperlab.git_commit": _git_commit(),
                      "paperlab.torch": torch.__version__, "paperlab.device": str(self.device),
                      "paperlab.dataset": spec.dataset, "paperlab.dataset_sha256": self.data.checksum,
-                     "paperlab.seed": str(spec.seed), "paperlab.command": command}
+                     "paperlab.seed": str(spec.seed), "paperlab.command": command, **(extra_tags or {})}
+        self.owns_parent = parent_run_id is None  # a sweep owns the parent of all its points
+        if parent_run_id is not None:
+            self.state["parent_run_id"] = parent_run_id
         if "parent_run_id" not in self.state:
             self.state["parent_run_id"] = self.tracker.start(self.experiment, f"{spec.name} ({spec.profile})",
                                                              self.tags)
@@ -108,18 +113,20 @@ class Run:
     def _teacher_cache(self) -> Path:
         return self.settings.cache_dir / "teachers" / f"{self.spec.name}-{self._teacher_key()}.pt"
 
-    def run_all(self) -> RunResult:
+    def run_all(self, stages: list[str] | None = None) -> RunResult:
         results = []
         try:
-            for stage in self.spec.stages:
+            for stage in stages or self.spec.stages:
                 done = self.state["stages"].get(stage)
                 results.append(StageResult(**done) if done else self._stage(stage))
                 self.state["stages"][stage] = asdict(results[-1])
                 self._save_state()
         except BaseException:
-            self.tracker.finish(self.parent, "KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
+            if self.owns_parent:
+                self.tracker.finish(self.parent, "KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
             raise
-        self.tracker.finish(self.parent)
+        if self.owns_parent:
+            self.tracker.finish(self.parent)
         return RunResult(self.parent, results, str(self.device), self.spec.dataset)
 
     def _stage(self, stage: str) -> StageResult:
@@ -182,12 +189,17 @@ class Run:
         self.tracker.finish(run_id)
         return result
 
-    def _reuse_teacher(self) -> StageResult:
-        started = time.perf_counter()
+    def _load_cached_teacher(self) -> dict:
         cached = torch.load(self._teacher_cache(), map_location=self.device, weights_only=True)
         model = self._net("teacher")
         model.load_state_dict(cached["state_dict"])
         self.teacher_model = model
+        return cached
+
+    def _reuse_teacher(self) -> StageResult:
+        started = time.perf_counter()
+        cached = self._load_cached_teacher()
+        model = self.teacher_model
         run_id = self.tracker.start(self.experiment, "teacher", {
             **self.tags, "paperlab.stage": "teacher", "paperlab.reused": "true",
             "paperlab.reused_from": cached["result"]["run_id"]}, parent=self.parent)
@@ -200,7 +212,7 @@ class Run:
             if not self._teacher_cache().exists():
                 self._stage("teacher")
             else:
-                self._reuse_teacher()
+                self._load_cached_teacher()  # used, not a stage of this run: no MLflow run for it
         return self.teacher_model
 
 

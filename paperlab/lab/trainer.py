@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -127,54 +126,55 @@ def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: s
         start_epoch = saved["epoch"] + 1
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     n = len(data.x_train)
-    for epoch in range(start_epoch, spec.epochs + 1):
-        torch.manual_seed(seed * 100_003 + epoch)  # dropout
-        generator = torch.Generator().manual_seed(seed * 7_919 + epoch)  # order and jitter
-        order = torch.randperm(n, generator=generator).to(device)
-        model.train()
-        started = time.perf_counter()
-        total = torch.zeros((), device=device)
-        terms_total: dict[str, torch.Tensor] = {}
-        for step in range(steps_per_epoch):
-            idx = order[step * spec.batch_size:(step + 1) * spec.batch_size]
-            x = jitter(data.x_train[idx], jitter_pixels, generator)
-            teacher = data.teacher_train[idx] if data.teacher_train is not None else None
-            with autocast:
-                logits = model(x).float()
-            loss, terms = objective(logits, data.y_train[idx], teacher)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if hasattr(model, "apply_constraints"):
-                model.apply_constraints()
-            total += loss.detach() * len(idx)
-            for key, value in terms.items():
-                terms_total[key] = terms_total.get(key, 0) + value.detach() * len(idx)
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        train_loss = float(total) / n  # one device sync per epoch
-        if not math.isfinite(train_loss):
-            raise PaperlabError(f"{label}: the training loss became {train_loss} in epoch {epoch}; "
-                                f"lower train.lr (now {spec.lr}) and run again")
-        val_error = int((predict(model, data.x_val).argmax(1) != data.y_val).sum())
-        seconds = time.perf_counter() - started
-        log = EpochLog(epoch, train_loss, val_error, 1 - val_error / len(data.y_val), lr, seconds, n / seconds,
-                       {k: float(v) / n for k, v in terms_total.items()})
-        history.append(log)
-        if best_error is None or val_error < best_error:
-            best_epoch, best_error, best_state = epoch, val_error, _cpu_state(model)
-        if on_epoch is not None:
-            on_epoch(log)
-        _progress(label, log, spec.epochs)
-        if checkpoint is not None:
-            _save(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "scheduler": scheduler.state_dict(), "history": [asdict(h) for h in history],
-                               "best_epoch": best_epoch, "best_error": best_error, "best_state": best_state,
-                               "epoch": epoch})
+    from paperlab.lab.progress import for_terminal
+
+    progress = for_terminal(label, spec.epochs, steps_per_epoch)
+    try:
+        for epoch in range(start_epoch, spec.epochs + 1):
+            torch.manual_seed(seed * 100_003 + epoch)  # dropout
+            generator = torch.Generator().manual_seed(seed * 7_919 + epoch)  # order and jitter
+            order = torch.randperm(n, generator=generator).to(device)
+            model.train()
+            started = time.perf_counter()
+            total = torch.zeros((), device=device)
+            terms_total: dict[str, torch.Tensor] = {}
+            for step in range(steps_per_epoch):
+                idx = order[step * spec.batch_size:(step + 1) * spec.batch_size]
+                x = jitter(data.x_train[idx], jitter_pixels, generator)
+                teacher = data.teacher_train[idx] if data.teacher_train is not None else None
+                with autocast:
+                    logits = model(x).float()
+                loss, terms = objective(logits, data.y_train[idx], teacher)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if hasattr(model, "apply_constraints"):
+                    model.apply_constraints()
+                total += loss.detach() * len(idx)
+                for key, value in terms.items():
+                    terms_total[key] = terms_total.get(key, 0) + value.detach() * len(idx)
+                progress.step()
+            lr = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            train_loss = float(total) / n  # one device sync per epoch
+            if not math.isfinite(train_loss):
+                raise PaperlabError(f"{label}: the training loss became {train_loss} in epoch {epoch}; "
+                                    f"lower train.lr (now {spec.lr}) and run again")
+            val_error = int((predict(model, data.x_val).argmax(1) != data.y_val).sum())
+            seconds = time.perf_counter() - started
+            log = EpochLog(epoch, train_loss, val_error, 1 - val_error / len(data.y_val), lr, seconds,
+                           n / seconds, {k: float(v) / n for k, v in terms_total.items()})
+            history.append(log)
+            if best_error is None or val_error < best_error:
+                best_epoch, best_error, best_state = epoch, val_error, _cpu_state(model)
+            if on_epoch is not None:
+                on_epoch(log)
+            progress.epoch(log)
+            if checkpoint is not None:
+                _save(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                   "scheduler": scheduler.state_dict(), "history": [asdict(h) for h in history],
+                                   "best_epoch": best_epoch, "best_error": best_error, "best_state": best_state,
+                                   "epoch": epoch})
+    finally:
+        progress.close()
     return FitResult(history, best_epoch, best_state, _cpu_state(model))
-
-
-def _progress(label: str, log: EpochLog, epochs: int) -> None:
-    left = (epochs - log.epoch) * log.epoch_seconds
-    print(f"{label:<8} epoch {log.epoch:>3}/{epochs}  loss {log.train_loss:.4f}  val error {log.val_error:>5}  "
-          f"{log.samples_per_s:>9,.0f} samples/s  ~{left:,.0f}s left", file=sys.stderr, flush=True)

@@ -1,0 +1,67 @@
+"""`paperlab sweep`: a grid of overrides over seeds under one MLflow parent run, the teacher trained once."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from paperlab.errors import BadInput
+from paperlab.lab.runner import Run, StageResult
+from paperlab.lab.templates import RunSpec, load, parse_sets
+from paperlab.settings import Settings
+
+
+@dataclass
+class SweepPoint:
+    overrides: dict[str, Any]
+    seed: int
+    stages: list[StageResult]
+
+
+def parse_grid(pairs: list[str]) -> dict[str, list[Any]]:
+    grid: dict[str, list[Any]] = {}
+    for pair in pairs:
+        key, sep, values = pair.partition("=")
+        if not sep or not values:
+            raise BadInput(f"--grid takes key=v1,v2,..., got {pair!r}")
+        grid[key.strip()] = [parse_sets([f"{key}={v}"])[key.strip()] for v in values.split(",")]
+    if not grid:
+        raise BadInput("give at least one --grid key=v1,v2,...")
+    return grid
+
+
+def points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+
+
+def run_sweep(name: str, profile: str, base_sets: dict[str, Any], grid: dict[str, list[Any]], seeds: int,
+              settings: Settings, device: str, data_dir, command: str) -> tuple[str, list[SweepPoint]]:
+    specs: list[tuple[dict[str, Any], int, RunSpec]] = []
+    for overrides in points(grid):
+        for seed in range(seeds):
+            specs.append((overrides, seed, load(name, profile, {**base_sets, **overrides, "seed": seed})))
+    only_distill = all(key.startswith("distill.") for key in grid)
+    first = Run(specs[0][2], settings, device, data_dir, command=command,
+                extra_tags={"paperlab.sweep": ",".join(grid)})
+    parent, tracker, dataset = first.parent, first.tracker, first.data
+    results: list[SweepPoint] = []
+    trained: set[tuple[str, int]] = set()
+    try:
+        for i, (overrides, seed, spec) in enumerate(specs):
+            run = first if i == 0 else Run(spec, settings, device, data_dir, command=command, parent_run_id=parent,
+                                           tracker=tracker, dataset=dataset,
+                                           extra_tags={"paperlab.sweep": ",".join(grid)})
+            point = ",".join(f"{k}={v}" for k, v in overrides.items())
+            run.tags["paperlab.sweep_point"] = f"{point},seed={seed}"
+            stages = [s for s in spec.stages
+                      if not (s in ("teacher", "student") and only_distill and (s, seed) in trained)]
+            if i == 0:
+                run.owns_parent = False
+            results.append(SweepPoint(overrides, seed, run.run_all(stages).stages))
+            trained.update((s, seed) for s in stages)
+    except BaseException:
+        tracker.finish(parent, "FAILED")
+        raise
+    tracker.finish(parent)
+    return parent, results
