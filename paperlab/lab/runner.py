@@ -141,12 +141,12 @@ class Run:
         model = self._net(role)
         objective: distillers.Objective = distillers.CrossEntropy()
         tensors = self.tensors
-        if stage != "teacher" and self.spec.method != "ce" and stage == "kd":
+        if stage == "kd":
             cls = distillers.get(self.spec.method)
             objective = cls(**self.spec.distill.model_dump())
             teacher = self._teacher()
             tensors = trainer.Tensors(**{**tensors.__dict__, "teacher_train": trainer.predict(teacher, tensors.x_train)})
-        self.tracker.params(run_id, {k: v for k, v in _flat(self.spec).items()})
+        self.tracker.params(run_id, _flat(self.spec))
         log = lambda e: self.tracker.metrics(run_id, {  # noqa: E731
             "train_loss": e.train_loss, "val_error": e.val_error, "val_acc": e.val_acc, "lr": e.lr,
             "epoch_seconds": e.epoch_seconds, "samples_per_s": e.samples_per_s,

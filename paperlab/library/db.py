@@ -118,11 +118,9 @@ class Reader:
         self.settings = settings
         self.engine = None
         path = settings.db_path
-        if path is not None and _sqlite_version(path) == SCHEMA_HEAD:
-            self._sqlite = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
-            _sqlite_pragmas(self._sqlite)
-        elif path is not None:
-            open_engine(settings).dispose()
+        if path is not None:
+            if _sqlite_version(path) != SCHEMA_HEAD:
+                open_engine(settings).dispose()  # creates or upgrades the schema (the slow path, once)
             self._sqlite = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
             _sqlite_pragmas(self._sqlite)
         else:
