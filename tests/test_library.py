@@ -220,3 +220,13 @@ def test_import_of_a_google_scholar_entry_and_a_bad_file(cli, tmp_path):
     empty.write_text("just text\n")
     assert cli("import", str(empty)).code == 2
     assert cli("import", str(tmp_path / "missing.bib")).code == 2
+
+
+def test_link_a_paper_to_a_template(cli):
+    cli("add", "1412.6550")
+    assert cli("link", "1412.6550", "kd-hinton").code == 0
+    assert cli("link", "1412.6550", "kd-hinton").code == 0  # idempotent
+    assert cli("show", "1412.6550", "--json").json()["templates"] == ["kd-hinton"]
+    r = cli("link", "1412.6550", "fitnet")
+    assert r.code == 2 and "unknown template 'fitnet'" in r.err
+    assert cli("link", "1503.02531", "kd-hinton").code == 2  # not in the library

@@ -212,3 +212,28 @@ def test_sweep_runs_a_grid_under_one_parent_training_the_teacher_once(cli, home)
     assert "distill.temperature=8,distill.alpha=0.5,seed=1" in points and len(points) == 8
     assert cli("sweep", "kd-hinton", "--profile", "smoke", "--grid", "distill.temperature").code == 2
     assert cli("sweep", "kd-hinton", "--profile", "smoke", "--grid", "distill.temprature=1,2").code == 2
+
+
+@pytest.mark.slow
+def test_ui_serves_the_mlflow_ui_on_loopback(home, tmp_path):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "paperlab", "ui", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
+    try:
+        body = b""
+        for _ in range(240):
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.25)
+        assert b"<html" in body.lower()
+        assert (home / "mlflow.db").exists()  # the same store paperlab run writes to
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

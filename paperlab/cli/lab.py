@@ -151,18 +151,18 @@ def runs(template: str = typer.Option(None, "--template"), paper: str = typer.Op
 def ui(port: int = typer.Option(5000, "--port")) -> None:
     """Start the MLflow UI on 127.0.0.1 against paperlab's tracking store."""
     import os
-    import subprocess
 
     settings = _settings()
     from paperlab.lab.tracking import Tracker
 
     Tracker(settings)  # creates and migrates a fresh local store under its lock
     args = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.mlflow_uri,
-            "--host", "127.0.0.1", "--port", str(port)]
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     if settings.mlflow_uri.startswith("sqlite:"):
         args += ["--default-artifact-root", settings.artifacts_dir.as_uri()]
-    print(f"MLflow UI on http://127.0.0.1:{port} (Ctrl-C stops it)", file=sys.stderr)
-    raise typer.Exit(subprocess.call(args, env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}))
+    print(f"MLflow UI on http://127.0.0.1:{port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    # become the UI process, so that Ctrl-C and kill reach it with nothing left behind
+    os.execve(sys.executable, args, {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
 
 
 def register(app: typer.Typer) -> None:
