@@ -66,6 +66,12 @@ def main() -> None:
     build(big, 10000)
     print(f"built workspaces of 1,000 and 10,000 papers in {time.perf_counter() - t0:.1f} s")
 
+    # an installed wheel has its bytecode compiled by pip; a checkout under PYTHONDONTWRITEBYTECODE has not
+    import compileall
+
+    import paperlab
+
+    compileall.compile_dir(str(Path(paperlab.__file__).parent), quiet=1)
     paperlab = [sys.executable, "-m", "paperlab"]
     env = {**os.environ, "PAPERLAB_HOME": str(small)}
     subprocess.run([*paperlab, "search", "warm"], env=env, capture_output=True)  # index notes once
