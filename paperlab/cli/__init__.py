@@ -56,7 +56,8 @@ def main() -> None:
         exc.show()
         code = exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted (an interrupted `paperlab run` continues where it stopped with --resume)",
+              file=sys.stderr)
         code = 130
     except Exception as exc:  # every error ends as one line unless --debug
         if debug:
