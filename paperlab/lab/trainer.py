@@ -73,7 +73,7 @@ def jitter(x: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Te
     if pixels == 0:
         return x
     b, c, h, w = x.shape
-    shifts = torch.randint(0, 2 * pixels + 1, (2, b), generator=generator).to(x.device)
+    shifts = torch.randint(0, 2 * pixels + 1, (2, b), generator=generator, device=x.device)  # no host sync
     padded = F.pad(x, (pixels, pixels, pixels, pixels)).permute(0, 2, 3, 1)
     rows = torch.arange(h, device=x.device)[None, :] + shifts[0][:, None]
     cols = torch.arange(w, device=x.device)[None, :] + shifts[1][:, None]
@@ -132,15 +132,15 @@ def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: s
     try:
         for epoch in range(start_epoch, spec.epochs + 1):
             torch.manual_seed(seed * 100_003 + epoch)  # dropout
-            generator = torch.Generator().manual_seed(seed * 7_919 + epoch)  # order and jitter
-            order = torch.randperm(n, generator=generator).to(device)
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7_919 + epoch)).to(device)
+            shifts = torch.Generator(device=device).manual_seed(seed * 7_919 + epoch)  # jitter, on the device
             model.train()
             started = time.perf_counter()
             total = torch.zeros((), device=device)
             terms_total: dict[str, torch.Tensor] = {}
             for step in range(steps_per_epoch):
                 idx = order[step * spec.batch_size:(step + 1) * spec.batch_size]
-                x = jitter(data.x_train[idx], jitter_pixels, generator)
+                x = jitter(data.x_train[idx], jitter_pixels, shifts)
                 teacher = data.teacher_train[idx] if data.teacher_train is not None else None
                 with autocast:
                     logits = model(x).float()
