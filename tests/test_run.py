@@ -237,3 +237,13 @@ def test_ui_serves_the_mlflow_ui_on_loopback(home, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_an_unreachable_tracking_server_is_one_clear_line(cli, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    for args in (SMOKE, ["runs"], ["report", "--template", "kd-hinton"]):
+        r = cli(*args)
+        assert r.code == 1, args
+        assert r.err.strip().splitlines()[-1] == ("error: cannot reach the MLflow tracking server at "
+                                                  "http://127.0.0.1:9 (is it running? MLFLOW_TRACKING_URI sets it)")

@@ -14,6 +14,17 @@ from paperlab.settings import Settings
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+# MLflow's own default retries an unreachable server for minutes; a user should hear within seconds
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+
+def _reason(uri: str, exc: Exception) -> str:
+    text = str(exc)
+    if "Max retries exceeded" in text or "Connection refused" in text or "ConnectionError" in text:
+        return f"cannot reach the MLflow tracking server at {uri} (is it running? MLFLOW_TRACKING_URI sets it)"
+    return f"MLflow at {uri} failed: {text.splitlines()[0][:200]}"
 
 
 class Tracker:
@@ -33,6 +44,10 @@ class Tracker:
                 self.client.search_experiments(max_results=1)
         else:
             self.client = MlflowClient(tracking_uri=self.uri)
+            try:
+                self.client.search_experiments(max_results=1)
+            except Exception as exc:  # MLflow wraps connection errors in its own exception types
+                raise PaperlabError(_reason(self.uri, exc)) from exc
         mlflow.set_tracking_uri(self.uri)
 
     def experiment(self, name: str) -> str:
@@ -43,7 +58,7 @@ class Tracker:
             location = (self.settings.artifacts_dir / name).absolute().as_uri() if self.local else None
             return self.client.create_experiment(name, artifact_location=location)
         except Exception as exc:  # MLflow raises many types; the user needs the URI and the reason
-            raise PaperlabError(f"MLflow at {self.uri} failed: {str(exc).splitlines()[0][:200]}") from exc
+            raise PaperlabError(_reason(self.uri, exc)) from exc
 
     def start(self, experiment_id: str, name: str, tags: dict[str, str], parent: str | None = None) -> str:
         tags = {**tags, "mlflow.runName": name}
