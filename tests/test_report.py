@@ -133,6 +133,11 @@ def test_report_by_run_ids_and_bad_input(tracked, tmp_path):
     assert cli("report", "--run", "0" * 32)[0] == 1
     code, _, err = cli("report", "--paper", "1412.6550")
     assert code == 1 and "no finished runs found for 1412.6550" in err
+    assert cli("add", "1412.6550")[0] == 0 and cli("link", "1412.6550", "kd-hinton")[0] == 0
+    linked = tmp_path / "linked.html"
+    code, _, err = cli("report", "--paper", "1412.6550", "-o", str(linked))
+    assert code == 0, err  # the runs of kd-hinton, linked by hand, though their own paper is 1503.02531
+    assert "FitNets" in linked.read_text() and all(r["run_id"] in linked.read_text() for r in runs)
     assert cli("report", "--paper", "1503.02531", "--template", "kd-hinton")[0] == 2
     assert cli("report")[0] == 2
     assert cli("report", "--template", "kd-hintn")[0] == 2

@@ -133,8 +133,13 @@ def collect(settings: Settings, paper: str | None = None, template: str | None =
         from paperlab.library.ids import normalise
 
         paper = normalise(paper)
-    runs = [r for r in tracker.runs(template=template, paper=paper, run_ids=run_ids, details=True)
-            if r["status"] == "FINISHED"]
+    found = tracker.runs(template=template, paper=paper, run_ids=run_ids, details=True)
+    if paper:  # and every run of the templates linked to the paper in the library
+        linked = _paper(settings, paper)[0]
+        for name in (linked or {}).get("templates", []):
+            found += tracker.runs(template=name, details=True)
+    unique = {r["run_id"]: r for r in found}
+    runs = sorted((r for r in unique.values() if r["status"] == "FINISHED"), key=lambda r: -r["start_time"])
     subject = paper or template or ", ".join(run_ids or [])
     if not runs:
         raise PaperlabError(f"no finished runs found for {subject}; run one with `paperlab run TEMPLATE`")
