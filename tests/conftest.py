@@ -52,7 +52,8 @@ def home(tmp_path, monkeypatch, arxiv):
         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
     }
     for key in ("PAPERLAB_DB_URL", "MLFLOW_TRACKING_URI", "PAPERLAB_DATA_DIR", "EDITOR", "VISUAL"):
-        monkeypatch.delenv(key, raising=False)
+        monkeypatch.setenv(key, "")  # records the value before, so teardown also undoes what code sets later
+        monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return ws

@@ -29,8 +29,8 @@ def _reason(uri: str, exc: Exception) -> str:
 
 class Tracker:
     def __init__(self, settings: Settings):
-        import mlflow
-        from mlflow.tracking import MlflowClient
+        from mlflow.tracking import MlflowClient  # an explicit client: mlflow.set_tracking_uri would leak
+        # its URI into os.environ (MLFLOW_TRACKING_URI) for everything else this process does
 
         self.settings = settings
         self.uri = settings.mlflow_uri
@@ -48,7 +48,6 @@ class Tracker:
                 self.client.search_experiments(max_results=1)
             except Exception as exc:  # MLflow wraps connection errors in its own exception types
                 raise PaperlabError(_reason(self.uri, exc)) from exc
-        mlflow.set_tracking_uri(self.uri)
 
     def experiment(self, name: str) -> str:
         try:
