@@ -35,7 +35,6 @@ def tracked(tmp_path_factory, arxiv_stub):
     env = {"PAPERLAB_HOME": str(home), "PAPERLAB_ARXIV_URL": arxiv_stub.url, "PAPERLAB_ARXIV_DELAY": "0"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    from conftest import Result  # noqa: F401  (the cli fixture is function-scoped; run the entry point here)
     from paperlab.cli import main
 
     def cli(*args):

@@ -1,7 +1,6 @@
 """The workspace on disk: schema upgrades, WAL, faults, concurrent writers, and the installed wheel."""
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys

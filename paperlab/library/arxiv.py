@@ -109,8 +109,8 @@ def _query(client, session, ids: list[str]) -> list[Fetched]:
         if exc.status == 400:
             raise BadInput(f"arXiv rejected {', '.join(ids)}: {session.rejection or 'HTTP 400'}") from exc
         if exc.status == 429:
-            raise PaperlabError(f"arXiv is rate-limiting requests (HTTP 429) even after backing off; "
-                                f"try again in a minute") from exc
+            raise PaperlabError("arXiv is rate-limiting requests (HTTP 429) even after backing off; "
+                                "try again in a minute") from exc
         raise PaperlabError(f"arXiv answered HTTP {exc.status} after retries ({host})") from exc
     except requests.exceptions.Timeout as exc:
         raise PaperlabError(f"arXiv did not answer in time ({host})") from exc
