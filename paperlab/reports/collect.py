@@ -133,18 +133,17 @@ def collect(settings: Settings, paper: str | None = None, template: str | None =
         from paperlab.library.ids import normalise
 
         paper = normalise(paper)
+    paper_info, note = _paper(settings, paper)
     found = tracker.runs(template=template, paper=paper, run_ids=run_ids, details=True)
-    if paper:  # and every run of the templates linked to the paper in the library
-        linked = _paper(settings, paper)[0]
-        for name in (linked or {}).get("templates", []):
-            found += tracker.runs(template=name, details=True)
+    for name in (paper_info or {}).get("templates", []):  # and the templates linked to the paper by hand
+        found += tracker.runs(template=name, details=True)
     unique = {r["run_id"]: r for r in found}
     runs = sorted((r for r in unique.values() if r["status"] == "FINISHED"), key=lambda r: -r["start_time"])
     subject = paper or template or ", ".join(run_ids or [])
     if not runs:
         raise PaperlabError(f"no finished runs found for {subject}; run one with `paperlab run TEMPLATE`")
-    arxiv_id = paper or Counter(r["paper"] for r in runs).most_common(1)[0][0]
-    paper_info, note = _paper(settings, arxiv_id)
+    if not paper:
+        paper_info, note = _paper(settings, Counter(r["paper"] for r in runs).most_common(1)[0][0])
     templates = sorted({r["template"] for r in runs})
     for run in runs:
         run["val_error"] = tracker.history(run["run_id"], "val_error")
