@@ -44,6 +44,7 @@ def run_sweep(name: str, profile: str, base_sets: dict[str, Any], grid: dict[str
     only_distill = all(key.startswith("distill.") for key in grid)
     first = Run(specs[0][2], settings, device, data_dir, command=command,
                 extra_tags={"paperlab.sweep": ",".join(grid)})
+    first.owns_parent = False  # the sweep finishes the parent once every point has run
     parent, tracker, dataset = first.parent, first.tracker, first.data
     results: list[SweepPoint] = []
     trained: set[tuple[str, int]] = set()
@@ -56,8 +57,6 @@ def run_sweep(name: str, profile: str, base_sets: dict[str, Any], grid: dict[str
             run.tags["paperlab.sweep_point"] = f"{point},seed={seed}"
             stages = [s for s in spec.stages
                       if not (s in ("teacher", "student") and only_distill and (s, seed) in trained)]
-            if i == 0:
-                run.owns_parent = False
             results.append(SweepPoint(overrides, seed, run.run_all(stages).stages))
             trained.update((s, seed) for s in stages)
     except BaseException:

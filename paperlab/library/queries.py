@@ -11,7 +11,7 @@ _COLUMNS = ("id, arxiv_id, version, title, abstract, published, updated, primary
             "comment, journal_ref, doi, pdf_url, venue, venue_year, venue_detail, venue_manual, note_path")
 
 
-def _in(name: str, values: list[int]) -> tuple[str, dict[str, int]]:
+def _in(name: str, values: list) -> tuple[str, dict]:
     params = {f"{name}{i}": v for i, v in enumerate(values)}
     return ", ".join(f":{k}" for k in params) or "NULL", params
 
@@ -23,16 +23,15 @@ def _attach(reader, rows: list[dict[str, Any]], ids_sql: str | None = None, **pa
         return rows
     if ids_sql is None:
         ids_sql, params = _in("p", [r["id"] for r in rows])
-    placeholders = ids_sql
     by_id = {r["id"]: r | {"authors": [], "tags": [], "templates": []} for r in rows}
     for a in reader.rows("SELECT pa.paper_id, a.name FROM paper_authors pa JOIN authors a ON a.id = pa.author_id "
-                         f"WHERE pa.paper_id IN ({placeholders}) ORDER BY pa.paper_id, pa.position", **params):
+                         f"WHERE pa.paper_id IN ({ids_sql}) ORDER BY pa.paper_id, pa.position", **params):
         by_id[a["paper_id"]]["authors"].append(a["name"])
     for t in reader.rows("SELECT pt.paper_id, t.name FROM paper_tags pt JOIN tags t ON t.id = pt.tag_id "
-                         f"WHERE pt.paper_id IN ({placeholders}) ORDER BY t.name", **params):
+                         f"WHERE pt.paper_id IN ({ids_sql}) ORDER BY t.name", **params):
         by_id[t["paper_id"]]["tags"].append(t["name"])
     for t in reader.rows("SELECT paper_id, template FROM template_links "
-                         f"WHERE paper_id IN ({placeholders}) ORDER BY template", **params):
+                         f"WHERE paper_id IN ({ids_sql}) ORDER BY template", **params):
         by_id[t["paper_id"]]["templates"].append(t["template"])
     return [by_id[r["id"]] for r in rows]
 
@@ -58,8 +57,8 @@ def list_papers(reader, venue: str | None = None, year: int | None = None, tag: 
     if top_tier:
         from paperlab.library.venues import registry
 
-        placeholders = ", ".join(f":tt{i}" for i, v in enumerate(registry().values()) if v.top_tier)
-        params.update({f"tt{i}": v.short for i, v in enumerate(registry().values()) if v.top_tier})
+        placeholders, top = _in("tt", [v.short for v in registry().values() if v.top_tier])
+        params.update(top)
         where.append(f"venue IN ({placeholders})")
     condition = " WHERE " + " AND ".join(where) if where else ""
     rows = reader.rows(f"SELECT {_COLUMNS} FROM papers{condition} ORDER BY published DESC, arxiv_id", **params)
