@@ -5,7 +5,7 @@ import torch
 
 from paperlab.errors import PaperlabError
 from paperlab.lab.nets import build
-from paperlab.lab.templates import NetSpec
+from paperlab.lab.spec import MLPSpec
 from paperlab.lab.trainer import jitter, pick_device
 
 
@@ -22,7 +22,7 @@ def test_jitter_shifts_each_image_by_at_most_the_given_pixels():
 
 
 def test_max_norm_keeps_each_units_incoming_weights_on_the_ball():
-    net = build(NetSpec(hidden=[16], max_norm=1.5), (1, 4, 4), 3)
+    net = build(MLPSpec(kind="mlp", hidden=[16], max_norm=1.5), (1, 4, 4), 3)
     with torch.no_grad():
         for p in net.parameters():
             p.mul_(100)

@@ -17,14 +17,16 @@ def templates_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--js
     """List the experiment templates and the papers they reproduce."""
     if ctx.invoked_subcommand:
         return
-    from paperlab.lab.templates import raw, template_names
+    from paperlab.lab.templates import pairs, raw, template_names
 
     rows = [raw(name) for name in template_names()]
     if as_json:
-        return print_json([{"name": r["name"], "paper": r["paper"], "title": r["title"], "dataset": r["dataset"],
-                            "profiles": list(r.get("profiles", {}))} for r in rows])
-    table(["template", "paper", "dataset", "profiles", "title"],
-          [[r["name"], r["paper"], r["dataset"], ", ".join(r.get("profiles", {})), r["title"]] for r in rows])
+        return print_json([{"name": r["name"], "paper": str(r["paper"]), "title": r["title"], "method": r["method"],
+                            "dataset": r["dataset"], "pairs": pairs(r), "profiles": list(r.get("profiles", {}))}
+                           for r in rows])
+    table(["template", "paper", "method", "dataset", "pair", "profiles", "title"],
+          [[r["name"], r["paper"], r["method"], r["dataset"], pairs(r)[0], ", ".join(r.get("profiles", {})),
+            r["title"]] for r in rows])
 
 
 @templates_app.command("show")
@@ -60,10 +62,14 @@ def run(
     seed: int = typer.Option(None, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     dataset: str = typer.Option(None, "--dataset", help="digits, mnist or fashion-mnist."),
-    data_dir: Path = typer.Option(None, "--data-dir", help="A folder holding the four IDX files."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="A folder holding the dataset (IDX files, or CIFAR's "
+                                                          "extracted python version)."),
     epochs: int = typer.Option(None, "--epochs"),
+    only: list[str] = typer.Option([], "--stage", help="Run only this stage (repeatable); its teacher comes from "
+                                                       "the cache or is trained first."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same command."),
-    retrain_teacher: bool = typer.Option(False, "--retrain-teacher", help="Ignore the cached teacher."),
+    retrain_teacher: bool = typer.Option(False, "--retrain", "--retrain-teacher",
+                                         help="Ignore cached teachers and baselines; train them again."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train teacher, baseline student and distilled student; track everything in MLflow."""
@@ -73,6 +79,10 @@ def run(
     for key, value in (("seed", seed), ("dataset", dataset), ("train.epochs", epochs)):
         if value is not None:
             sets[key] = value
+    if profile is not None and not profile.strip():
+        from paperlab.errors import BadInput
+
+        raise BadInput("--profile is empty; give smoke, quick or paper")
     spec = load(template, profile or "paper", sets)
     from paperlab.lab.runner import Run
     from paperlab.lab.trainer import pick_device
@@ -83,21 +93,25 @@ def run(
         hint = "; try --profile quick on a CPU" if found.type == "cpu" else ""
         print(f"profile paper (the paper's own recipe): about {minutes} min on {found.type}{hint}", file=sys.stderr)
     result = Run(spec, _settings(), device, data_dir, resume, retrain_teacher, " ".join(["paperlab", *sys.argv[1:]])
-                 ).run_all()
+                 ).run_all(only)
     _link_paper(spec)
     if as_json:
         return print_json({"parent_run_id": result.parent_run_id, "device": result.device,
                            "stages": [{"stage": s.stage, "run_id": s.run_id, "test_error": s.test_error,
                                        "test_error_last": s.test_error_last, "test_acc": s.test_acc,
-                                       "best_epoch": s.best_epoch, "reused": s.reused} for s in result.stages]})
-    claims = {c.stage: c for c in spec.claims}
+                                       "test_acc_last": s.test_acc_last, "best_epoch": s.best_epoch,
+                                       "reused": s.reused, "n_params": s.n_params, "role": s.role,
+                                       "taught_by": s.taught_by} for s in result.stages]})
     rows = []
     for s in result.stages:
-        claim = claims.get(s.stage)
-        note = "" if not claim or claim.dataset == spec.dataset else f" (paper: {claim.dataset})"
+        claim = spec.claim_for(s.stage)
+        text = "-"
+        if claim:
+            unit = " % top-1" if claim.metric == "top1" else " errors"
+            text = f"{claim.value:g}{unit}, {claim.epoch} epoch" + (
+                "" if claim.dataset == spec.dataset else f" (paper: {claim.dataset})")
         rows.append([s.stage, s.test_error, s.test_error_last, f"{s.test_acc:.4f}", s.best_epoch,
-                     "cached" if s.reused else f"{s.wall_seconds:.0f}s",
-                     f"{claim.value:g}{note}" if claim else "-"])
+                     "cached" if s.reused else f"{s.wall_seconds:.0f}s", text])
     table(["stage", "test errors (best epoch)", "last epoch", "test acc", "best epoch", "time", "paper's claim"],
           rows, title=f"{spec.name} / {spec.profile} on {spec.dataset} ({result.device}); test errors are counts; "
                       f"MLflow parent run {result.parent_run_id}")

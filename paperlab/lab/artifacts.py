@@ -13,6 +13,14 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> np.ndarra
     return matrix
 
 
+def show(ax, image: np.ndarray) -> None:
+    """One (C, H, W) image in [0, 1]: grey as ink on paper, colour as it is."""
+    if image.shape[0] == 1:
+        ax.imshow(image[0], cmap="gray_r")
+    else:
+        ax.imshow(np.clip(image.transpose(1, 2, 0), 0, 1))
+
+
 def write(folder: Path, images: np.ndarray, y_true: np.ndarray, logits: np.ndarray, class_names: tuple[str, ...],
           title: str) -> None:
     import matplotlib
@@ -48,7 +56,7 @@ def write(folder: Path, images: np.ndarray, y_true: np.ndarray, logits: np.ndarr
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, shown):
-        ax.imshow(images[i, 0], cmap="gray_r")
+        show(ax, images[i])
         ax.set_title(f"{class_names[y_true[i]]}→{class_names[y_pred[i]]}", fontsize=7)
     fig.suptitle(f"{title}: {len(wrong)} misclassified test examples (first {len(shown)})", fontsize=8)
     fig.tight_layout()

@@ -1,25 +1,29 @@
-"""One `paperlab run`: data, teacher (cached), baseline student and distilled student, all tracked."""
+"""One `paperlab run`: the template's stages in order (teachers, baseline students, one stage per method),
+each trained by the one loop, cached when it has no teacher, and tracked as an MLflow child run."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from paperlab import __version__
+from paperlab.errors import BadInput, PaperlabError
 from paperlab.lab import data as datasets
 from paperlab.lab import distillers, nets, trainer
-from paperlab.lab.templates import RunSpec, resolved_yaml
+from paperlab.lab.spec import RunSpec, StageSpec
+from paperlab.lab.templates import resolved_yaml
 from paperlab.settings import Settings
 
 
@@ -33,6 +37,10 @@ class StageResult:
     best_epoch: int
     reused: bool
     wall_seconds: float
+    test_acc_last: float = 0.0
+    n_params: int = 0
+    role: str = ""
+    taught_by: str | None = None
 
 
 @dataclass
@@ -41,6 +49,7 @@ class RunResult:
     stages: list[StageResult]
     device: str
     dataset: str
+    notes: list[str] = field(default_factory=list)
 
 
 def _hash(*parts) -> str:
@@ -57,11 +66,30 @@ def _git_commit() -> str:
         return "unknown"
 
 
+def inside(root: Path, path: Path) -> Path:
+    """`path`, refused unless it lies under `root` (names from templates and --set become paths)."""
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise BadInput(f"{path} is outside the workspace {root}")
+    return path
+
+
+def save_atomic(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 class Run:
     def __init__(self, spec: RunSpec, settings: Settings, device: str = "auto", data_dir: Path | None = None,
-                 resume: bool = False, retrain_teacher: bool = False, command: str = "",
+                 resume: bool = False, retrain: bool = False, command: str = "",
                  parent_run_id: str | None = None, extra_tags: dict[str, str] | None = None,
                  tracker=None, dataset: datasets.Dataset | None = None):
+        from filelock import FileLock, Timeout
+
         from paperlab.lab.tracking import Tracker
 
         self.spec, self.settings = spec, settings
@@ -69,26 +97,34 @@ class Run:
         if self.device.type == "cpu":
             torch.use_deterministic_algorithms(True)
         self.data = dataset or datasets.load(spec.dataset, data_dir, settings.data_dir)
-        self.retrain_teacher = retrain_teacher
+        self.notes = [self.data.note] if self.data.note and dataset is None else []
+        for note in self.notes:
+            print(f"note: {note}", file=sys.stderr)
+        self.retrain = retrain
         self.command = command
-        train_idx, val_idx = datasets.split_validation(len(self.data.y_train), spec.train.val_size, spec.seed)
-        put = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
-        self.tensors = trainer.Tensors(put(self.data.x_train[train_idx]), put(self.data.y_train[train_idx]),
-                                       put(self.data.x_train[val_idx]), put(self.data.y_train[val_idx]))
-        self.x_test, self.y_test = put(self.data.x_test), put(self.data.y_test)
-        self.tracker = tracker or Tracker(settings)
+        self._put_tensors()
         key = _hash(resolved_yaml(spec), self.data.checksum, self.device.type)
-        self.run_dir = settings.home / "runs" / f"{spec.name}-{key}"
-        state_file = self.run_dir / "state.json"
-        if not resume and self.run_dir.exists():
-            shutil.rmtree(self.run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.state = json.loads(state_file.read_text()) if resume and state_file.exists() else {"stages": {}}
-        self.experiment = self.tracker.experiment(spec.name)
+        runs = settings.home / "runs"
+        self.run_dir = inside(runs, runs / f"{spec.name}-{key}")
+        self.run_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.lock = FileLock(str(self.run_dir) + ".lock")
+        try:
+            self.lock.acquire(timeout=0)
+        except Timeout:
+            raise PaperlabError(f"the same run is already going on in another process (it holds {self.lock.lock_file});"
+                                f" wait for it to finish, or change the seed or a setting") from None
+        try:
+            self._open_state(resume)
+            self.tracker = tracker or Tracker(settings)
+            self.experiment = self.tracker.experiment(spec.name)
+        except BaseException:
+            self.lock.release()
+            raise
         self.tags = {"paperlab.template": spec.name, "paperlab.paper": spec.paper, "paperlab.profile": spec.profile,
                      "paperlab.version": __version__, "paperlab.git_commit": _git_commit(),
                      "paperlab.torch": torch.__version__, "paperlab.device": str(self.device),
                      "paperlab.dataset": spec.dataset, "paperlab.dataset_sha256": self.data.checksum,
+                     "paperlab.teacher_net": spec.teacher.net.kind, "paperlab.student_net": spec.student.net.kind,
                      "paperlab.seed": str(spec.seed), "paperlab.command": command, **(extra_tags or {})}
         self.owns_parent = parent_run_id is None  # a sweep owns the parent of all its points
         if parent_run_id is not None:
@@ -98,87 +134,180 @@ class Run:
                                                              self.tags)
             self._save_state()
         self.parent = self.state["parent_run_id"]
-        self.teacher_model: torch.nn.Module | None = None
+        self.models: dict[str, torch.nn.Module] = {}
+
+    def _put_tensors(self) -> None:
+        spec, data = self.spec, self.data
+        train_idx, val_idx = datasets.split_validation(len(data.y_train), spec.train.val_size, spec.seed)
+        mean = std = None
+        if spec.normalize:
+            m, s = data.stats()
+            mean = torch.tensor(m, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
+            std = torch.tensor(s, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
+
+        def put(a: np.ndarray) -> torch.Tensor:
+            t = torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+            return (t - mean) / std if mean is not None and t.is_floating_point() else t
+
+        self.tensors = trainer.Tensors(put(data.x_train[train_idx]), put(data.y_train[train_idx]),
+                                       put(data.x_train[val_idx]), put(data.y_train[val_idx]))
+        self.x_test, self.y_test = put(data.x_test), put(data.y_test)
+        self.fill = None if mean is None else -mean / std  # black, normalised: the border of a shifted image
+        self.info = distillers.Info(tuple(data.x_train.shape[1:]), len(data.classes), self.tensors.y_train)
+
+    def _open_state(self, resume: bool) -> None:
+        state_file = self.run_dir / "state.json"
+        if not resume and self.run_dir.exists():
+            shutil.rmtree(self.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.state = json.loads(state_file.read_text()) if resume and state_file.exists() else {"stages": {}}
+        except ValueError:
+            self.state = {"stages": {}}
 
     def _save_state(self) -> None:
-        (self.run_dir / "state.json").write_text(json.dumps(self.state, indent=2))
+        tmp = self.run_dir / "state.json.tmp"
+        tmp.write_text(json.dumps(self.state, indent=2))
+        os.replace(tmp, self.run_dir / "state.json")
 
+    # -- models -----------------------------------------------------------------------------------------
     def _net(self, role: str) -> torch.nn.Module:
+        torch.manual_seed(self.spec.seed * 1_000 + (1 if role == "teacher" else 2))  # baseline and methods: same init
         model_spec = getattr(self.spec, role)
-        torch.manual_seed(self.spec.seed * 1_000 + (1 if role == "teacher" else 2))  # baseline and kd: same init
-        return nets.build(model_spec.net, self.data.x_train.shape[1:], len(self.data.classes)).to(self.device)
+        return nets.build(model_spec.net, tuple(self.data.x_train.shape[1:]), len(self.data.classes)).to(self.device)
 
-    def _teacher_key(self) -> str:
-        return _hash(self.spec.teacher.model_dump(), self.spec.train.model_dump(), self.data.checksum,
-                     self.spec.seed, self.device.type)
+    def _augment(self, role: str) -> trainer.Augment:
+        m = getattr(self.spec, role)
+        return trainer.Augment(m.shift, m.flip, self.fill if m.shift else None)
 
-    def _teacher_cache(self) -> Path:
-        return self.settings.cache_dir / "teachers" / f"{self.spec.name}-{self._teacher_key()}.pt"
+    def _cache_file(self, stage: StageSpec) -> Path:
+        """Keyed by what made the model (net, augmentation, recipe, data, seed, device), not by the template:
+        ten methods on one pair train one teacher."""
+        spec = self.spec
+        key = _hash(stage.model, getattr(spec, stage.model).model_dump(), stage.method, spec.params_of(stage),
+                    spec.train.model_dump(), spec.normalize, self.data.checksum, spec.seed, self.device.type)
+        return self.settings.cache_dir / "teachers" / f"{getattr(spec, stage.model).net.kind}-{key}.pt"
 
-    def run_all(self, stages: list[str] | None = None) -> RunResult:
+    def _read_cache(self, stage: StageSpec) -> dict | None:
+        path = self._cache_file(stage)
+        if self.retrain or not path.exists():
+            return None
+        try:
+            return torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as exc:
+            aside = path.with_name(path.name + ".damaged")
+            os.replace(path, aside)
+            print(f"warning: the cached model {path.name} is damaged ({type(exc).__name__}); set aside as "
+                  f"{aside.name}, training it again", file=sys.stderr)
+            return None
+
+    def _model_of(self, name: str) -> torch.nn.Module:
+        """The trained model of an earlier stage: in memory, saved in the run folder, cached, or trained now."""
+        if name in self.models:
+            return self.models[name]
+        stage = self.spec.stage(name)
+        saved = self.run_dir / f"{name}.weights.pt"
+        cached = self._read_cache(stage) if self.spec.cached(stage) else None
+        state = cached["state_dict"] if cached else (
+            trainer.load_checkpoint(saved, self.device) if saved.exists() else None)
+        if state is None:
+            self.state["stages"][name] = asdict(self._stage(stage))
+            self._save_state()
+            return self.models[name]
+        model = self._net(stage.model)
+        model.load_state_dict(state)
+        self.models[name] = model
+        return model
+
+    # -- stages -----------------------------------------------------------------------------------------
+    def run_all(self, only: list[str] | None = None) -> RunResult:
+        names = [s.name for s in self.spec.stages]
+        for name in only or []:
+            if name not in names:
+                raise BadInput(f"no stage {name!r} in {self.spec.name} (stages: {', '.join(names)})")
         results = []
         try:
-            for stage in stages or self.spec.stages:
-                done = self.state["stages"].get(stage)
+            for stage in self.spec.stages:
+                if only and stage.name not in only:
+                    continue
+                done = self.state["stages"].get(stage.name)
                 results.append(StageResult(**done) if done else self._stage(stage))
-                self.state["stages"][stage] = asdict(results[-1])
+                self.state["stages"][stage.name] = asdict(results[-1])
                 self._save_state()
         except BaseException:
             if self.owns_parent:
                 self.tracker.finish(self.parent, "KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
+            self.lock.release()
             raise
         if self.owns_parent:
             self.tracker.finish(self.parent)
-        return RunResult(self.parent, results, str(self.device), self.spec.dataset)
+        for leftover in self.run_dir.glob("*.weights.pt"):
+            leftover.unlink()
+        self.lock.release()
+        return RunResult(self.parent, results, str(self.device), self.spec.dataset, self.notes)
 
-    def _stage(self, stage: str) -> StageResult:
-        if stage == "teacher" and not self.retrain_teacher and self._teacher_cache().exists():
-            return self._reuse_teacher()
+    def _stage_tags(self, stage: StageSpec) -> dict[str, str]:
+        return {**self.tags, "paperlab.stage": stage.name, "paperlab.role": stage.model,
+                "paperlab.method": stage.method, "paperlab.taught_by": stage.teacher or "",
+                "paperlab.net": getattr(self.spec, stage.model).net.kind}
+
+    def _stage(self, stage: StageSpec) -> StageResult:
+        cacheable = self.spec.cached(stage)
+        cached = self._read_cache(stage) if cacheable else None
+        if cached is not None:
+            return self._reuse(stage, cached)
         started = time.perf_counter()
-        run_id = self.state.get("running", {}).get(stage) or self.tracker.start(
-            self.experiment, stage, {**self.tags, "paperlab.stage": stage}, parent=self.parent)
-        self.state.setdefault("running", {})[stage] = run_id
+        run_id = self.state.get("running", {}).get(stage.name) or self.tracker.start(
+            self.experiment, stage.name, self._stage_tags(stage), parent=self.parent)
+        self.state.setdefault("running", {})[stage.name] = run_id
         self._save_state()
-        role = "teacher" if stage == "teacher" else "student"
-        model = self._net(role)
-        objective: distillers.Objective = distillers.CrossEntropy()
-        tensors = self.tensors
-        if stage == "kd":
-            cls = distillers.get(self.spec.method)
-            objective = cls(**self.spec.distill.model_dump())
-            teacher = self._teacher()
-            tensors = trainer.Tensors(**{**tensors.__dict__, "teacher_train": trainer.predict(teacher, tensors.x_train)})
-        self.tracker.params(run_id, _flat(self.spec))
-        log = lambda e: self.tracker.metrics(run_id, {  # noqa: E731
-            "train_loss": e.train_loss, "val_error": e.val_error, "val_acc": e.val_acc, "lr": e.lr,
-            "epoch_seconds": e.epoch_seconds, "samples_per_s": e.samples_per_s,
-            **{f"loss_{k}": v for k, v in e.terms.items()}}, step=e.epoch)
         try:
-            fit = trainer.fit(model, objective, tensors, self.spec.train, seed=self.spec.seed, label=stage,
-                              jitter_pixels=getattr(self.spec, role).jitter if stage == "teacher" else 0,
-                              checkpoint=self.run_dir / f"{stage}.ckpt", resume=True, on_epoch=log)
+            model = self._net(stage.model)
+            teacher = self._model_of(stage.teacher) if stage.teacher else None
+            method = distillers.get(stage.method)
+            params = distillers.parse_params(stage.method, self.spec.params_of(stage))
+            objective = method(params, model, teacher, self.info).to(self.device)
+            augment = self._augment(stage.model)
+            tensors = self.tensors
+            if teacher is not None and not (objective.needs & distillers.FEATURES) and not augment.shift \
+                    and not augment.flip:  # the teacher sees the same inputs every epoch: its logits once
+                tensors = replace(tensors, teacher_train=trainer.predict(teacher, tensors.x_train))
+                teacher = None
+            self.tracker.params(run_id, _flat(self.spec))
+            log = lambda e: self.tracker.metrics(run_id, {  # noqa: E731
+                "train_loss": e.train_loss, "val_error": e.val_error, "val_acc": e.val_acc, "lr": e.lr,
+                "epoch_seconds": e.epoch_seconds, "samples_per_s": e.samples_per_s,
+                **{f"loss_{k}": v for k, v in e.terms.items()}}, step=e.epoch)
+            checkpoint = self.run_dir / f"{stage.name}.ckpt"
+            fit = trainer.fit(model, objective, tensors, self.spec.train, seed=self.spec.seed, label=stage.name,
+                              augment=augment, teacher=teacher, checkpoint=checkpoint, resume=True, on_epoch=log)
+            last_logits = trainer.predict(model, self.x_test)
+            model.load_state_dict(fit.best_state)
+            result = self._finish(stage, run_id, model, last_logits, fit.best_epoch, len(fit.history), started)
         except BaseException:
-            self.tracker.finish(run_id, "FAILED")
+            self.tracker.finish(run_id, "KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
             raise
-        last_logits = trainer.predict(model, self.x_test)
-        model.load_state_dict(fit.best_state)
-        result = self._finish(stage, run_id, model, last_logits, fit.best_epoch, len(fit.history), started)
-        if stage == "teacher":
-            self.teacher_model = model
-            self._teacher_cache().parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"state_dict": fit.best_state, "result": asdict(result)}, self._teacher_cache())
+        self.models[stage.name] = model
+        if cacheable:
+            save_atomic({"state_dict": fit.best_state, "result": asdict(result)}, self._cache_file(stage))
+        elif any(s.teacher == stage.name for s in self.spec.stages):
+            save_atomic(fit.best_state, self.run_dir / f"{stage.name}.weights.pt")
+        checkpoint.unlink(missing_ok=True)
         return result
 
     def _finish(self, stage, run_id, model, last_logits, best_epoch, epochs, started, reused=False) -> StageResult:
         logits = trainer.predict(model, self.x_test)
         y = self.y_test
         test_error = int((logits.argmax(1) != y).sum())
-        result = StageResult(stage, run_id, test_error, 1 - test_error / len(y),
-                             int((last_logits.argmax(1) != y).sum()), best_epoch, reused,
-                             time.perf_counter() - started)
+        last_error = int((last_logits.argmax(1) != y).sum())
+        result = StageResult(stage.name, run_id, test_error, 1 - test_error / len(y), last_error, best_epoch, reused,
+                             time.perf_counter() - started, 1 - last_error / len(y), nets.n_params(model),
+                             stage.model, stage.teacher)
         self.tracker.metrics(run_id, {"test_error": result.test_error, "test_acc": result.test_acc,
-                                      "test_error_last": result.test_error_last, "best_epoch": best_epoch,
-                                      "epochs": epochs, "wall_seconds": result.wall_seconds})
+                                      "test_error_last": result.test_error_last,
+                                      "test_acc_last": result.test_acc_last, "best_epoch": best_epoch,
+                                      "epochs": epochs, "wall_seconds": result.wall_seconds,
+                                      "n_params": result.n_params})
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             (folder / "resolved.yaml").write_text(resolved_yaml(self.spec), encoding="utf-8")
@@ -186,36 +315,22 @@ class Run:
             from paperlab.lab import artifacts
 
             artifacts.write(folder, self.data.x_test, self.data.y_test, logits.cpu().numpy(), self.data.classes,
-                            f"{self.spec.name} {stage}")
+                            f"{self.spec.name} {stage.name}")
             self.tracker.artifacts(run_id, folder)
         self.tracker.finish(run_id)
         return result
 
-    def _load_cached_teacher(self) -> dict:
-        cached = torch.load(self._teacher_cache(), map_location=self.device, weights_only=True)
-        model = self._net("teacher")
-        model.load_state_dict(cached["state_dict"])
-        self.teacher_model = model
-        return cached
-
-    def _reuse_teacher(self) -> StageResult:
+    def _reuse(self, stage: StageSpec, cached: dict) -> StageResult:
         started = time.perf_counter()
-        cached = self._load_cached_teacher()
-        model = self.teacher_model
-        run_id = self.tracker.start(self.experiment, "teacher", {
-            **self.tags, "paperlab.stage": "teacher", "paperlab.reused": "true",
+        model = self._net(stage.model)
+        model.load_state_dict(cached["state_dict"])
+        self.models[stage.name] = model
+        run_id = self.tracker.start(self.experiment, stage.name, {
+            **self._stage_tags(stage), "paperlab.reused": "true",
             "paperlab.reused_from": cached["result"]["run_id"]}, parent=self.parent)
         self.tracker.params(run_id, _flat(self.spec))
         logits = trainer.predict(model, self.x_test)
-        return self._finish("teacher", run_id, model, logits, cached["result"]["best_epoch"], 0, started, reused=True)
-
-    def _teacher(self) -> torch.nn.Module:
-        if self.teacher_model is None:
-            if not self._teacher_cache().exists():
-                self._stage("teacher")
-            else:
-                self._load_cached_teacher()  # used, not a stage of this run: no MLflow run for it
-        return self.teacher_model
+        return self._finish(stage, run_id, model, logits, cached["result"]["best_epoch"], 0, started, reused=True)
 
 
 def _flat(spec: RunSpec) -> dict[str, str]:
@@ -223,4 +338,5 @@ def _flat(spec: RunSpec) -> dict[str, str]:
 
     data = spec.model_dump(mode="json")
     data.pop("claims", None)
+    data["stages"] = ",".join(s["name"] for s in data["stages"])
     return flatten(data)

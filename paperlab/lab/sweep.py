@@ -23,9 +23,17 @@ def parse_grid(pairs: list[str]) -> dict[str, list[Any]]:
     grid: dict[str, list[Any]] = {}
     for pair in pairs:
         key, sep, values = pair.partition("=")
-        if not sep or not values:
-            raise BadInput(f"--grid takes key=v1,v2,..., got {pair!r}")
-        grid[key.strip()] = [parse_sets([f"{key}={v}"])[key.strip()] for v in values.split(",")]
+        key = key.strip()
+        if not sep or not values or not key:
+            raise BadInput(f"--grid takes key=v1,v2,..., got {pair[:80]!r}")
+        if key == "seed":
+            raise BadInput("--grid seed=... is not a grid key: --seeds N runs seeds 0..N-1 at every point")
+        if key in grid:
+            raise BadInput(f"--grid {key} is given twice; put all its values in one --grid {key}=v1,v2,...")
+        values_read = [parse_sets([f"{key}={v}"])[key] for v in values.split(",")]
+        if len({repr(v) for v in values_read}) != len(values_read):
+            raise BadInput(f"--grid {key} repeats a value: {values[:80]}")
+        grid[key] = values_read
     if not grid:
         raise BadInput("give at least one --grid key=v1,v2,...")
     return grid
@@ -55,8 +63,8 @@ def run_sweep(name: str, profile: str, base_sets: dict[str, Any], grid: dict[str
                                            extra_tags={"paperlab.sweep": ",".join(grid)})
             point = ",".join(f"{k}={v}" for k, v in overrides.items())
             run.tags["paperlab.sweep_point"] = f"{point},seed={seed}"
-            stages = [s for s in spec.stages
-                      if not (s in ("teacher", "student") and only_distill and (s, seed) in trained)]
+            stages = [s.name for s in spec.stages
+                      if not (s.teacher is None and only_distill and (s.name, seed) in trained)]
             results.append(SweepPoint(overrides, seed, run.run_all(stages).stages))
             trained.update((s, seed) for s in stages)
     except BaseException:

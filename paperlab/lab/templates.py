@@ -1,77 +1,23 @@
-"""Experiment templates: YAML in templates/experiments, a profile merged in, `--set` overrides applied,
-then validated (pydantic). Unknown keys are refused with the valid ones and the closest match."""
+"""Experiment templates: YAML in templates/experiments, a profile merged in, `--set` overrides applied, then
+validated (spec.RunSpec, and each method's own `distill:` block) before anything runs. Unknown keys are
+refused with the valid ones and the closest match. Nothing else in paperlab reads these YAML files."""
 
 from __future__ import annotations
 
 import copy
 import difflib
+import re
+import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from paperlab.errors import BadInput
+from paperlab.lab.spec import NAME, RunSpec
 
-Stage = Literal["teacher", "student", "kd"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class NetSpec(Strict):
-    kind: Literal["mlp"] = "mlp"
-    hidden: list[int] = Field(min_length=1)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    input_dropout: float = Field(0.0, ge=0, lt=1)
-    max_norm: float | None = Field(None, gt=0)
-
-
-class ModelSpec(Strict):
-    net: NetSpec
-    jitter: int = Field(0, ge=0, le=8)
-
-
-class TrainSpec(Strict):
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = Field(gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    batch_size: int = Field(gt=0)
-    epochs: int = Field(gt=0)
-    schedule: Literal["cosine", "constant"] = "cosine"
-    val_size: int = Field(gt=0)
-
-
-class DistillSpec(Strict):
-    temperature: float = Field(gt=0)
-    alpha: float = Field(ge=0, le=1)
-
-
-class Claim(Strict):
-    stage: Stage
-    metric: Literal["test_error"] = "test_error"
-    value: float
-    tolerance: float = Field(ge=0)
-    dataset: str
-    source: str = ""
-
-
-class RunSpec(Strict):
-    name: str
-    title: str
-    paper: str
-    method: str
-    dataset: str
-    stages: list[Stage] = Field(min_length=1)
-    seed: int = 0
-    teacher: ModelSpec
-    student: ModelSpec
-    train: TrainSpec
-    distill: DistillSpec
-    claims: list[Claim] = []
-    estimate_minutes: dict[str, float] = {}
-    profile: str = "paper"
+TEXT_KEYS = {"name", "title", "paper", "method", "dataset"}  # read as written: 2101.00010 is not a float
+FIXED_KEYS = {"profile": "--profile"}                        # set by the command line, never by --set
 
 
 def _experiments_dir() -> Path:
@@ -83,17 +29,37 @@ def _experiments_dir() -> Path:
 def template_names(check: str | None = None) -> list[str]:
     names = sorted(p.stem for p in _experiments_dir().glob("*.yaml"))
     if check is not None and check not in names:
-        close = difflib.get_close_matches(check, names, n=1)
+        shown = check if len(check) <= 80 else check[:77] + "..."
+        close = difflib.get_close_matches(check, names, n=1) if re.match(NAME, check) else []
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise BadInput(f"unknown template {check!r}{hint} (templates: {', '.join(names)})")
+        raise BadInput(f"unknown template {shown!r}{hint} (templates: {', '.join(names)})")
     return names
 
 
 def raw(name: str) -> dict[str, Any]:
+    """The template's YAML; `extends: BASE` merges it over bases/BASE.yaml (the base's claims kept first)."""
     import yaml
 
     template_names(check=name)
-    return yaml.safe_load((_experiments_dir() / f"{name}.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load((_experiments_dir() / f"{name}.yaml").read_text(encoding="utf-8"))
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    base_file = _experiments_dir() / "bases" / f"{base_name}.yaml"
+    if not re.match(NAME, str(base_name)) or not base_file.is_file():
+        raise BadInput(f"template {name!r} extends {base_name!r}, which is not in templates/experiments/bases")
+    base = yaml.safe_load(base_file.read_text(encoding="utf-8"))
+    merged = _merge(base, data)
+    merged["claims"] = [*base.get("claims", []), *data.get("claims", [])]
+    return merged
+
+
+def pairs(data: dict[str, Any]) -> list[str]:
+    """The teacher -> student pairs a template runs or carries claims for, its own first."""
+    own = f"{data['teacher']['net']['kind']}->{data['student']['net']['kind']}"
+    claimed = {f"{c['teacher_net']}->{c['student_net']}" for c in data.get("claims", [])
+               if c.get("teacher_net") and c.get("student_net")}
+    return [own, *sorted(claimed - {own})]
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -103,27 +69,48 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def _model_at(path: list[str]) -> type[BaseModel] | None:
-    model: Any = RunSpec
+def _members(annotation) -> list[type[BaseModel]]:
+    """The pydantic models an annotation may hold (through Annotated, Union, list)."""
+    origin = typing.get_origin(annotation)
+    if origin is not None:
+        return [m for arg in typing.get_args(annotation) for m in _members(arg)]
+    return [annotation] if isinstance(annotation, type) and issubclass(annotation, BaseModel) else []
+
+
+def _fields_at(path: list[str]) -> tuple[list[str], list[str]]:
+    """For an error location: the path as the user writes it (union tags left out) and the valid keys of its
+    last model."""
+    models: list[type[BaseModel]] = [RunSpec]
+    shown: list[str] = []
     for part in path:
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
-        if field is None:
-            return None
-        model = field.annotation
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if part.isdigit():
+            shown.append(part)
+            continue
+        tagged = [m for m in models if "kind" in m.model_fields and part in typing.get_args(
+            m.model_fields["kind"].annotation)]
+        if len(models) > 1 and tagged:
+            models = tagged
+            continue
+        shown.append(part)
+        field = next((m.model_fields[part] for m in models if part in m.model_fields), None)
+        models = _members(field.annotation) if field is not None else []
+    return shown, sorted({k for m in models for k in m.model_fields})
 
 
 def _explain(exc: ValidationError) -> BadInput:
-    err = exc.errors()[0]
-    path = [str(p) for p in err["loc"]]
-    dotted = ".".join(path)
+    errors = exc.errors()
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = [str(p) for p in err["loc"]]
     if err["type"] == "extra_forbidden":
-        parent = _model_at([p for p in path[:-1] if not p.isdigit()])
-        valid = sorted(parent.model_fields) if parent else []
-        close = difflib.get_close_matches(path[-1], valid, n=1)
-        hint = f"; did you mean {'.'.join(path[:-1] + [close[0]])!r}?" if close else ""
-        return BadInput(f"unknown key {dotted!r}{hint} (valid keys: {', '.join(valid)})")
-    return BadInput(f"bad value for {dotted!r}: {err['msg']} (got {err.get('input')!r})")
+        shown, _ = _fields_at(loc)
+        _, valid = _fields_at(loc[:-1])
+        close = difflib.get_close_matches(shown[-1], valid, n=1)
+        hint = f"; did you mean {'.'.join(shown[:-1] + [close[0]])!r}?" if close else ""
+        return BadInput(f"unknown key {'.'.join(shown)!r}{hint} (valid keys: {', '.join(valid)})")
+    shown, _ = _fields_at(loc)
+    where = ".".join(shown) or "the template"
+    value = repr(err.get("input"))
+    return BadInput(f"bad value for {where!r}: {err['msg']} (got {value[:80]})")
 
 
 def parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -132,37 +119,60 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise BadInput(f"--set takes key=value, got {pair!r}")
+        key = key.strip()
+        if not sep or not key:
+            raise BadInput(f"--set takes key=value, got {pair[:80]!r}")
+        if key in FIXED_KEYS:
+            raise BadInput(f"{key!r} cannot be set with --set; use {FIXED_KEYS[key]}")
+        if key in TEXT_KEYS:
+            out[key] = value
+            continue
         try:
-            out[key.strip()] = yaml.safe_load(value)
+            out[key] = yaml.safe_load(value)
         except yaml.YAMLError as exc:
-            raise BadInput(f"cannot read the value of {pair!r}: {exc}") from exc
+            first = str(exc).strip().splitlines()[0]
+            raise BadInput(f"cannot read the value of {pair[:80]!r}: {first}") from None
     return out
 
 
 def load(name: str, profile: str = "paper", sets: dict[str, Any] | None = None) -> RunSpec:
-    """The template with its profile merged in and overrides applied, validated."""
+    """The template with its profile merged in and overrides applied, validated as a whole."""
     data = raw(name)
     profiles = data.pop("profiles", {}) or {}
     if profile not in profiles:
         raise BadInput(f"template {name!r} has no profile {profile!r} (profiles: {', '.join(profiles)})")
     data = _merge(data, profiles[profile] or {})
-    data["profile"] = profile
     for key, value in (sets or {}).items():
+        if key in FIXED_KEYS:
+            raise BadInput(f"{key!r} cannot be set with --set; use {FIXED_KEYS[key]}")
         parts = key.split(".")
         node = data
         for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                node[part] = {} if part not in node else node[part]
+            if part not in node:
+                node[part] = {}
             if not isinstance(node[part], dict):
                 raise BadInput(f"unknown key {key!r}: {part!r} holds a value, not keys")
             node = node[part]
         node[parts[-1]] = value
+    data["profile"] = profile
     try:
-        return RunSpec.model_validate(data)
+        spec = RunSpec.model_validate(data)
     except ValidationError as exc:
-        raise _explain(exc) from exc
+        raise _explain(exc) from None
+    check_methods(spec)
+    return spec
+
+
+def check_methods(spec: RunSpec) -> None:
+    """Every stage's method exists and its parameters are valid, before anything trains."""
+    from paperlab.lab.distillers import get, parse_params
+
+    get(spec.method)
+    parse_params(spec.method, spec.distill)
+    for i, stage in enumerate(spec.stages):
+        get(stage.method)
+        parse_params(stage.method, spec.params_of(stage),
+                     f"stages.{i}.distill" if stage.distill is not None else "distill")
 
 
 def resolved_yaml(spec: RunSpec) -> str:

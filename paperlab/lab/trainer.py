@@ -18,7 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from paperlab.errors import PaperlabError
-from paperlab.lab.templates import TrainSpec
+from paperlab.lab.distillers.base import FEATURES, Batch
+from paperlab.lab.nets import Out, as_out
+from paperlab.lab.spec import TrainSpec
 
 
 @dataclass
@@ -68,17 +70,41 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def jitter(x: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
-    """Shift each image by its own random (dy, dx) in [-pixels, pixels], filling with zeros."""
+def shift(x: torch.Tensor, pixels: int, generator: torch.Generator, fill: torch.Tensor | None = None) -> torch.Tensor:
+    """Shift each image by its own random (dy, dx) in [-pixels, pixels]: Hinton's jitter, or torchvision's
+    random crop after padding by `pixels`. The border takes `fill` per channel (black: 0, or its normalised
+    value)."""
     if pixels == 0:
         return x
     b, c, h, w = x.shape
     shifts = torch.randint(0, 2 * pixels + 1, (2, b), generator=generator, device=x.device)  # no host sync
-    padded = F.pad(x, (pixels, pixels, pixels, pixels)).permute(0, 2, 3, 1)
+    padded = F.pad(x if fill is None else x - fill, (pixels, pixels, pixels, pixels)).permute(0, 2, 3, 1)
     rows = torch.arange(h, device=x.device)[None, :] + shifts[0][:, None]
     cols = torch.arange(w, device=x.device)[None, :] + shifts[1][:, None]
     batch = torch.arange(b, device=x.device)[:, None, None]
-    return padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    out = padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    return out if fill is None else out + fill
+
+
+jitter = shift
+
+
+def flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror each image left-right with probability 1/2."""
+    mask = torch.rand(len(x), generator=generator, device=x.device) < 0.5
+    return torch.where(mask[:, None, None, None], x.flip(3), x)
+
+
+@dataclass
+class Augment:
+    """On-device augmentation of the training inputs of one stage."""
+    shift: int = 0
+    flip: bool = False
+    fill: torch.Tensor | None = None  # per-channel border value, shape (1, C, 1, 1)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        x = shift(x, self.shift, generator, self.fill)
+        return flip(x, generator) if self.flip else x
 
 
 @torch.no_grad()
@@ -89,62 +115,119 @@ def predict(model: torch.nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch
         return torch.cat([model(x[i:i + chunk]).float() for i in range(0, len(x), chunk)])
 
 
-def _optimizer(model, spec: TrainSpec):
+def _optimizer(params: list, spec: TrainSpec):
     if spec.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+
+
+def _scheduler(optimizer, spec: TrainSpec):
+    """Stepped once per epoch: cosine, constant or multistep (x gamma at each milestone), with an optional
+    linear warm-up over the first `warmup_epochs`."""
+    sched = torch.optim.lr_scheduler
+    if not spec.warmup_epochs:
+        if spec.schedule == "cosine":
+            return sched.CosineAnnealingLR(optimizer, T_max=spec.epochs)
+        if spec.schedule == "multistep":
+            return sched.MultiStepLR(optimizer, milestones=spec.milestones, gamma=spec.gamma)
+        return sched.LambdaLR(optimizer, lambda _: 1.0)
+
+    def factor(e: int) -> float:  # e: epochs done so far
+        ramp = min(1.0, (e + 1) / spec.warmup_epochs)
+        if spec.schedule == "cosine":
+            return ramp * 0.5 * (1 + math.cos(math.pi * e / spec.epochs))
+        if spec.schedule == "multistep":
+            return ramp * spec.gamma ** sum(e >= m for m in spec.milestones)
+        return ramp
+
+    return sched.LambdaLR(optimizer, factor)
 
 
 def _save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a kill -9 mid-write leaves the previous checkpoint intact
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # a kill -9 mid-write leaves the previous checkpoint intact
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _cpu_state(model) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: str, jitter_pixels: int = 0,
-        checkpoint: Path | None = None, resume: bool = False,
+def load_checkpoint(path: Path, device) -> dict:
+    """Tensors and plain data only (weights_only): a planted pickle cannot run code."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise PaperlabError(f"cannot resume from {path}: it is damaged or not a paperlab checkpoint "
+                            f"({type(exc).__name__}); remove it or run without --resume") from None
+
+
+def _floats(out: Out) -> Out:
+    """Outputs computed under bf16 autocast, back in float32 for the loss."""
+    if out.logits.dtype == torch.float32:
+        return out
+    f = lambda ts: [t.float() for t in ts]  # noqa: E731
+    return Out(out.logits.float(), f(out.feats), f(out.preact), None if out.pooled is None else out.pooled.float())
+
+
+def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: str, augment: Augment | None = None,
+        teacher: torch.nn.Module | None = None, checkpoint: Path | None = None, resume: bool = False,
         on_epoch: Callable[[EpochLog], None] | None = None) -> FitResult:
+    """Train `model` on `objective` (a `Distiller`; its own parameters train too). The teacher's outputs
+    come from `data.teacher_train` when given (logits computed once), else from `teacher` per batch."""
     device = data.x_train.device
-    optimizer = _optimizer(model, spec)
+    augment = augment or Augment()
+    optimizer = _optimizer([*model.parameters(), *objective.parameters()], spec)
     steps_per_epoch = math.ceil(len(data.x_train) / spec.batch_size)
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=spec.epochs)
-                 if spec.schedule == "cosine" else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0))
+    scheduler = _scheduler(optimizer, spec)
     history: list[EpochLog] = []
     best_epoch, best_error, best_state = 0, None, _cpu_state(model)
     start_epoch = 1
     if resume and checkpoint is not None and checkpoint.exists():
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        saved = load_checkpoint(checkpoint, device)
         model.load_state_dict(saved["model"])
+        objective.load_state_dict(saved["objective"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         history = [EpochLog(**h) for h in saved["history"]]
         best_epoch, best_error, best_state = saved["best_epoch"], saved["best_error"], saved["best_state"]
         start_epoch = saved["epoch"] + 1
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    wants_features = bool(objective.needs & FEATURES)
+    uses_teacher = bool(objective.needs) and (data.teacher_train is not None or teacher is not None)
+    if teacher is not None:
+        teacher.eval()
     n = len(data.x_train)
     from paperlab.lab.progress import for_terminal
 
     progress = for_terminal(label, spec.epochs, steps_per_epoch)
     try:
         for epoch in range(start_epoch, spec.epochs + 1):
-            torch.manual_seed(seed * 100_003 + epoch)  # dropout
+            torch.manual_seed(seed * 100_003 + epoch)  # dropout, a method's sampling
             order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7_919 + epoch)).to(device)
-            shifts = torch.Generator(device=device).manual_seed(seed * 7_919 + epoch)  # jitter, on the device
+            draws = torch.Generator(device=device).manual_seed(seed * 7_919 + epoch)  # augmentation, on the device
             model.train()
+            objective.train()
             started = time.perf_counter()
             total = torch.zeros((), device=device)
             terms_total: dict[str, torch.Tensor] = {}
             for step in range(steps_per_epoch):
                 idx = order[step * spec.batch_size:(step + 1) * spec.batch_size]
-                x = jitter(data.x_train[idx], jitter_pixels, shifts)
-                teacher = data.teacher_train[idx] if data.teacher_train is not None else None
+                x = augment(data.x_train[idx], draws)
+                t_out = None
+                if uses_teacher:
+                    if data.teacher_train is not None:
+                        t_out = Out(data.teacher_train[idx])
+                    else:
+                        with torch.no_grad(), autocast:
+                            t_out = _floats(as_out(teacher(x, features=wants_features)))
                 with autocast:
-                    logits = model(x).float()
-                loss, terms = objective(logits, data.y_train[idx], teacher)
+                    s_out = as_out(model(x, features=True) if wants_features else model(x))
+                batch = Batch(x, data.y_train[idx], idx, epoch, (epoch - 1 + step / steps_per_epoch) / spec.epochs)
+                loss, terms = objective(_floats(s_out), t_out, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -171,10 +254,10 @@ def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: s
                 on_epoch(log)
             progress.epoch(log)
             if checkpoint is not None:
-                _save(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                   "scheduler": scheduler.state_dict(), "history": [asdict(h) for h in history],
-                                   "best_epoch": best_epoch, "best_error": best_error, "best_state": best_state,
-                                   "epoch": epoch})
+                _save(checkpoint, {"model": model.state_dict(), "objective": objective.state_dict(),
+                                   "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                   "history": [asdict(h) for h in history], "best_epoch": best_epoch,
+                                   "best_error": best_error, "best_state": best_state, "epoch": epoch})
     finally:
         progress.close()
     return FitResult(history, best_epoch, best_state, _cpu_state(model))

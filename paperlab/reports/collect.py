@@ -30,10 +30,14 @@ class ClaimRow:
     n: int
     our_dataset: str | None
     tolerance: float
+    metric: str = "test_error"
+    epoch: str = "best"
+    paper_runs: int | None = 1
+    other_pair: str | None = None  # our runs are on another teacher/student pair than the claim's
 
     @property
     def comparable(self) -> bool:
-        return self.ours_mean is not None and self.our_dataset == self.paper_dataset
+        return self.ours_mean is not None and self.our_dataset == self.paper_dataset and not self.other_pair
 
     @property
     def diff(self) -> float | None:
@@ -43,8 +47,10 @@ class ClaimRow:
     def verdict(self) -> str:
         if self.ours_mean is None:
             return "no runs"
-        if not self.comparable:
+        if self.our_dataset != self.paper_dataset:
             return f"not comparable: ours on {self.our_dataset}, the paper's on {self.paper_dataset}"
+        if self.other_pair:
+            return f"not comparable: ours on {self.other_pair}, the paper's on another pair"
         if abs(self.diff) <= self.tolerance:
             return "reproduced"
         return "close" if abs(self.diff) <= 2 * self.tolerance else "not reproduced"
@@ -61,16 +67,38 @@ class ReportData:
     runs: list[dict[str, Any]]
     varying: list[str]
     latest: dict[str, dict[str, Any]]  # stage -> run of the newest parent run
-    best_kd: dict[str, Any] | None
+    best_distilled: dict[str, Any] | None
     caveats: list[str] = field(default_factory=list)
     classes: tuple[str, ...] = ()
     images: np.ndarray | None = None
     labels: np.ndarray | None = None
 
 
+    def _first(self, role: str, taught: bool) -> dict[str, Any] | None:
+        return next((r for r in self.latest.values() if role_of(r) == role and is_taught(r) == taught), None)
+
+    def teacher(self) -> dict[str, Any] | None:
+        return self._first("teacher", False)
+
+    def baseline(self) -> dict[str, Any] | None:
+        return self._first("student", False)
+
+    def distilled(self) -> dict[str, Any] | None:
+        return self._first("student", True)
+
+
+def role_of(run: dict[str, Any]) -> str:
+    return run.get("tags", {}).get("paperlab.role") or run["stage"]
+
+
+def is_taught(run: dict[str, Any]) -> bool:
+    return bool(run.get("tags", {}).get("paperlab.taught_by"))
+
+
 def _config(run: dict[str, Any]) -> tuple:
     """The parameters that shape a stage's numbers, seed left out: repeats over seeds share it."""
-    ignored = {"teacher": ("distill.", "student."), "student": ("distill.", "teacher.")}.get(run["stage"], ())
+    ignored = () if is_taught(run) else {"teacher": ("distill.", "student."),
+                                          "student": ("distill.", "teacher.")}.get(role_of(run), ())
     return tuple(sorted((k, v) for k, v in run["params"].items()
                         if k != SEED_PARAM and not k.startswith(ignored)))
 
@@ -96,19 +124,35 @@ def _claims(runs: list[dict[str, Any]], templates: list[str]) -> list[ClaimRow]:
 
     rows = []
     for name in templates:
-        for claim in raw(name).get("claims", []):
+        template = raw(name)
+        own = (template["teacher"]["net"]["kind"], template["student"]["net"]["kind"])
+        for claim in template.get("claims", []):
+            metric, epoch = claim.get("metric", "test_error"), claim.get("epoch", "best")
+            key = {("test_error", "best"): "test_error", ("test_error", "last"): "test_error_last",
+                   ("top1", "best"): "test_acc", ("top1", "last"): "test_acc_last"}[(metric, epoch)]
+            scale = 100.0 if metric == "top1" else 1.0
+            pair = {"paperlab.teacher_net": claim.get("teacher_net"), "paperlab.student_net": claim.get("student_net")}
             stage_runs = [r for r in runs if r["template"] == name and r["stage"] == claim["stage"]
-                          and r["test_error"] is not None]
-            if not stage_runs:
-                rows.append(ClaimRow(claim["stage"], claim["value"], claim["dataset"], claim.get("source", ""),
-                                     None, None, 0, None, claim["tolerance"]))
-                continue
+                          and r["metrics"].get(key) is not None]
+            on_pair = [r for r in stage_runs if all(v is None or r["tags"].get(k) == v for k, v in pair.items())]
+            is_own = all(v is None or v in own for v in pair.values())
+            base = dict(stage=claim["stage"], paper_value=claim["value"], paper_dataset=claim["dataset"],
+                        source=claim.get("source", ""), tolerance=claim["tolerance"], metric=metric, epoch=epoch,
+                        paper_runs=claim.get("runs", 1))
+            if not on_pair and not (stage_runs and is_own):
+                if not stage_runs and is_own:
+                    rows.append(ClaimRow(ours_mean=None, ours_std=None, n=0, our_dataset=None, **base))
+                continue  # a claim about a pair not run here
+            if not on_pair:
+                r = stage_runs[0]["tags"]
+                base["other_pair"] = f"{r.get('paperlab.teacher_net')}->{r.get('paperlab.student_net')}"
+            stage_runs = on_pair or stage_runs
             newest = stage_runs[0]  # runs come newest first; its configuration is the one compared
             same = [r for r in stage_runs if _config(r) == _config(newest)]
-            values = [r["test_error"] for r in same]
-            rows.append(ClaimRow(claim["stage"], claim["value"], claim["dataset"], claim.get("source", ""),
-                                 statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None,
-                                 len(values), newest["tags"].get("paperlab.dataset"), claim["tolerance"]))
+            values = [r["metrics"][key] * scale for r in same]
+            rows.append(ClaimRow(ours_mean=statistics.fmean(values),
+                                 ours_std=statistics.stdev(values) if len(values) > 1 else None, n=len(values),
+                                 our_dataset=newest["tags"].get("paperlab.dataset"), **base))
     return rows
 
 
@@ -149,13 +193,13 @@ def collect(settings: Settings, paper: str | None = None, template: str | None =
         run["val_error"] = tracker.history(run["run_id"], "val_error")
     newest_parent = runs[0]["parent_run_id"]
     latest = {r["stage"]: r for r in reversed(runs) if r["parent_run_id"] == newest_parent}
-    kd_runs = [r for r in runs if r["stage"] == "kd"]
-    best_kd = min(kd_runs, key=lambda r: r["test_error"]) if kd_runs else None
+    taught = [r for r in runs if is_taught(r)]
+    best = min(taught, key=lambda r: r["test_error"]) if taught else None
     with tempfile.TemporaryDirectory() as tmp:
-        for run in {id(r): r for r in [*latest.values(), *([best_kd] if best_kd else [])]}.values():
+        for run in {id(r): r for r in [*latest.values(), *([best] if best else [])]}.values():
             _load_logits(tracker, run, Path(tmp))
     data = ReportData(subject, date.today().isoformat(), paper_info, note, templates, _claims(runs, templates),
-                      runs, _varying(runs), latest, best_kd)
+                      runs, _varying(runs), latest, best)
     _add_dataset(settings, data)
     _add_caveats(data)
     return data
@@ -174,7 +218,7 @@ def _add_dataset(settings: Settings, data: ReportData) -> None:
 
 
 def _add_caveats(data: ReportData) -> None:
-    teacher, student = data.latest.get("teacher"), data.latest.get("student")
+    teacher, student = data.teacher(), data.baseline()
     if teacher and student and teacher["test_error"] >= student["test_error"]:
         data.caveats.append(
             f"The teacher ({teacher['test_error']:g} test errors) is no better than the baseline student "

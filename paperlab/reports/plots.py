@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from paperlab.reports.collect import ReportData
+from paperlab.reports.collect import ReportData, is_taught
 
-STAGE_COLOURS = {"teacher": "#1f77b4", "student": "#ff7f0e", "kd": "#2ca02c"}
 
 
 @dataclass
@@ -42,7 +41,7 @@ def curves(data: ReportData) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 3.4))
     for stage, run in data.latest.items():
         steps = [s for s, _ in run["val_error"]]
-        ax.plot(steps, [v for _, v in run["val_error"]], label=stage, color=STAGE_COLOURS.get(stage))
+        ax.plot(steps, [v for _, v in run["val_error"]], label=stage)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation errors")
     ax.legend()
@@ -51,7 +50,7 @@ def curves(data: ReportData) -> Figure:
 
 
 def sweep(data: ReportData) -> Figure | None:
-    kd = [r for r in data.runs if r["stage"] == "kd"]
+    kd = [r for r in data.runs if is_taught(r)]
     swept = [k for k in data.varying if k != "seed" and len({r["params"].get(k) for r in kd}) > 1]
     if not swept:
         return None
@@ -62,7 +61,7 @@ def sweep(data: ReportData) -> Figure | None:
         group = [r for r in kd if line_key is None or r["params"].get(line_key) == line]
         xs = sorted({float(r["params"][x_key]) for r in group})
         ys = [np.mean([r["test_error"] for r in group if float(r["params"][x_key]) == x]) for x in xs]
-        ax.plot(xs, ys, marker="o", label=f"{line_key}={line}" if line_key else "kd")
+        ax.plot(xs, ys, marker="o", label=f"{line_key}={line}" if line_key else "distilled")
     ax.set_xlabel(x_key)
     ax.set_ylabel("test errors")
     ax.legend()
@@ -81,7 +80,7 @@ def per_class(data: ReportData) -> Figure | None:
     for i, (stage, run) in enumerate(stages):
         wrong = run["logits"].argmax(1) != run["labels"]
         counts = [int(wrong[run["labels"] == c].sum()) for c in range(len(classes))]
-        ax.bar(np.arange(len(classes)) + i * width, counts, width, label=stage, color=STAGE_COLOURS.get(stage))
+        ax.bar(np.arange(len(classes)) + i * width, counts, width, label=stage)
     ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes, rotation=30, fontsize=7, ha="right")
     ax.set_ylabel("test errors")
     ax.legend()
@@ -90,7 +89,7 @@ def per_class(data: ReportData) -> Figure | None:
 
 
 def confusion(data: ReportData) -> Figure | None:
-    run = data.best_kd
+    run = data.best_distilled
     if not run or "logits" not in run:
         return None
     from paperlab.lab.artifacts import confusion as matrix_of
@@ -131,8 +130,9 @@ def _grid(data: ReportData, indices: np.ndarray, student: np.ndarray, teacher: n
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, shown):
-        ax.imshow(data.images[i, 0], cmap="gray_r")
-        text = f"true {names[data.labels[i]]}\nkd {names[student[i].argmax()]}"
+        image = data.images[i]
+        ax.imshow(image[0], cmap="gray_r") if image.shape[0] == 1 else ax.imshow(image.transpose(1, 2, 0).clip(0, 1))
+        text = f"true {names[data.labels[i]]}\nstudent {names[student[i].argmax()]}"
         if teacher is not None:
             p = _softmax(teacher[i:i + 1])[0]
             text += f"\nteacher {names[p.argmax()]} {p.max():.2f}"
@@ -141,11 +141,11 @@ def _grid(data: ReportData, indices: np.ndarray, student: np.ndarray, teacher: n
 
 
 def failures(data: ReportData) -> list[Figure]:
-    kd = data.latest.get("kd")
+    kd = data.distilled()
     if not kd or "logits" not in kd:
         return []
-    teacher = data.latest.get("teacher", {}).get("logits")
-    student = data.latest.get("student", {}).get("logits")
+    teacher = (data.teacher() or {}).get("logits")
+    student = (data.baseline() or {}).get("logits")
     labels = kd["labels"]
     wrong = np.flatnonzero(kd["logits"].argmax(1) != labels)
     out = [_grid(data, wrong, kd["logits"], teacher, "Test examples the distilled student gets wrong",
@@ -161,7 +161,7 @@ def failures(data: ReportData) -> list[Figure]:
 
 
 def worst_classes(data: ReportData) -> list[tuple[str, int, int]]:
-    kd = data.latest.get("kd")
+    kd = data.distilled()
     if not kd or "logits" not in kd:
         return []
     labels, pred = kd["labels"], kd["logits"].argmax(1)

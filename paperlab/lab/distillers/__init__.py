@@ -1,6 +1,9 @@
-"""Objectives by name: each method is one small class; `get(name)` is the whole registry lookup."""
+"""Distillation methods by name: one file each, registered by decorator; `get(name)` is the lookup."""
 
-from paperlab.lab.distillers.base import REGISTRY, CrossEntropy, Objective, get, register
+from paperlab.lab.distillers import at, crd, dkd, fitnet, kd  # noqa: F401  (registration)
+from paperlab.lab.distillers.base import (FEATURES, REGISTRY, Batch, CrossEntropy, Distiller, Info, get,
+                                          parse_params, register)
 from paperlab.lab.distillers.kd import HintonKD
 
-__all__ = ["REGISTRY", "CrossEntropy", "HintonKD", "Objective", "get", "register"]
+__all__ = ["FEATURES", "REGISTRY", "Batch", "CrossEntropy", "Distiller", "HintonKD", "Info", "get",
+           "parse_params", "register"]

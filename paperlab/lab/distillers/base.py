@@ -1,16 +1,48 @@
-"""An objective turns a batch's logits into a loss and named loss terms. A distiller is an objective that
-also sees the teacher's logits for the same examples; the trainer knows nothing more about it."""
+"""A method is an `nn.Module`: it sees the student's outputs, the teacher's (or None) and the batch, and
+returns a loss with its named terms. Its trainable parts (connectors, embedders) and buffers (a memory
+bank) are optimised, moved and checkpointed with the student; the trainer knows nothing more about it."""
 
 from __future__ import annotations
 
+import difflib
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, ValidationError
+from torch import nn
 
-REGISTRY: dict[str, type["Objective"]] = {}
+from paperlab.errors import BadInput
+from paperlab.lab.nets import Out, as_out
+
+REGISTRY: dict[str, type["Distiller"]] = {}
+FEATURES = frozenset({"feats", "preact", "pooled"})
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor
+    y: torch.Tensor
+    index: torch.Tensor   # positions in the training set (memory banks, per-sample state)
+    epoch: int            # 1-based
+    progress: float       # 0..1 over the whole stage
+
+
+@dataclass
+class Info:
+    """What a method may size itself by."""
+    shape: tuple[int, ...]       # one input's (channels, height, width)
+    classes: int
+    train_labels: torch.Tensor   # on the training device; len() is the training-set size
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def register(name: str):
-    def decorate(cls: type["Objective"]) -> type["Objective"]:
+    def decorate(cls: type["Distiller"]) -> type["Distiller"]:
         REGISTRY[name] = cls
         cls.name = name
         return cls
@@ -18,27 +50,61 @@ def register(name: str):
     return decorate
 
 
-def get(name: str) -> type["Objective"]:
-    from paperlab.errors import BadInput
-
+def get(name: str) -> type["Distiller"]:
     if name not in REGISTRY:
-        raise BadInput(f"unknown distillation method {name!r} (methods: {', '.join(sorted(REGISTRY))})")
+        close = difflib.get_close_matches(name, list(REGISTRY), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise BadInput(f"unknown distillation method {name!r}{hint} (methods: {', '.join(sorted(REGISTRY))})")
     return REGISTRY[name]
 
 
-class Objective:
-    name = "objective"
-    needs_teacher = False
+def parse_params(method: str, values: dict[str, Any], where: str = "distill") -> Params:
+    """The method's own `distill:` block, validated; unknown keys come back with the valid ones."""
+    cls = get(method).Params
+    try:
+        return cls.model_validate(values or {})
+    except ValidationError as exc:
+        errors = exc.errors()
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            valid = sorted(cls.model_fields)
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f"; did you mean '{where}.{close[0]}'?" if close else ""
+            raise BadInput(f"unknown key '{where}.{key}' for method {method!r}{hint} "
+                           f"(valid keys: {', '.join(valid) or 'none'})") from None
+        raise BadInput(f"bad value for '{where}.{key}': {err['msg']} (got {err.get('input')!r})") from None
 
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor,
-                 teacher_logits: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+
+@torch.no_grad()
+def probe(model: nn.Module, info: Info) -> Out:
+    """One forward of two blank inputs, to size connectors; the model's mode and BN statistics are kept."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = as_out(model(torch.zeros(2, *info.shape, device=device), features=True))
+    model.train(was_training)
+    return out
+
+
+class Distiller(nn.Module):
+    Params: ClassVar[type[Params]] = Params
+    needs: ClassVar[frozenset[str]] = frozenset({"logits"})  # of the teacher: logits, feats, preact, pooled
+    name: ClassVar[str] = "distiller"
+
+    def __init__(self, params: Params, student: nn.Module, teacher: nn.Module | None, info: Info):
+        super().__init__()
+        self.p = params
+
+    def forward(self, s: Out, t: Out | None, b: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
 
 @register("ce")
-class CrossEntropy(Objective):
-    """Hard labels only: the teacher and the baseline student."""
+class CrossEntropy(Distiller):
+    """Hard labels only: teachers and baseline students."""
+    needs = frozenset()
 
-    def __call__(self, logits, labels, teacher_logits=None):
-        loss = F.cross_entropy(logits, labels)
+    def forward(self, s, t, b):
+        loss = F.cross_entropy(s.logits, b.y)
         return loss, {"ce": loss}

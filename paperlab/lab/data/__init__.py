@@ -1,5 +1,5 @@
-"""Datasets as in-memory tensors: digits (bundled with scikit-learn), mnist and fashion-mnist (IDX files:
-a folder you name, Debian's copy, the cache, or a checksummed download)."""
+"""Datasets as in-memory arrays: digits (bundled with scikit-learn), mnist and fashion-mnist (IDX files:
+a folder you name, Debian's copy, the cache, or a checksummed download), cifar10 and cifar100 (see cifar.py)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ SOURCES = {
         "/usr/share/datasets/fashion-mnist",
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")),
 }
-NAMES = ("digits", *SOURCES)
+NAMES = ("digits", *SOURCES, "cifar10", "cifar100")
 
 
 @dataclass
@@ -56,6 +56,15 @@ class Dataset:
     classes: tuple[str, ...]
     checksum: str  # sha256 of the arrays, so runs can say exactly what they saw
     origin: str
+    mean: tuple[float, ...] = ()  # per channel, for `normalize: true`; () means: measured on x_train
+    std: tuple[float, ...] = ()
+    note: str | None = None       # e.g. "not the official release"
+
+    def stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        if self.mean:
+            return self.mean, self.std
+        axes = (0, 2, 3)
+        return tuple(self.x_train.mean(axis=axes).tolist()), tuple(self.x_train.std(axis=axes).tolist())
 
 
 def _checksum(*arrays: np.ndarray) -> str:
@@ -152,7 +161,20 @@ def load(name: str, data_dir: Path | None, cache: Path, download: bool = True) -
         raise BadInput(f"unknown dataset {name!r} (datasets: {', '.join(NAMES)})")
     if name == "digits":
         return _digits()
+    if name.startswith("cifar"):
+        return _cifar(name, data_dir, cache, download)
     return _idx_dataset(name, data_dir, cache, download)
+
+
+def _cifar(name: str, data_dir: Path | None, cache: Path, download: bool) -> Dataset:
+    from paperlab.lab.data import cifar
+
+    folder = cifar.folder_for(name, data_dir, cache, download)
+    xtr, ytr, xte, yte, names, note = cifar.read(name, folder)
+    source = cifar.SOURCES[name]
+    to_float = lambda x: x.astype(np.float32) / 255.0  # noqa: E731
+    return Dataset(name, to_float(xtr), ytr, to_float(xte), yte, names, _checksum(xtr, ytr, xte, yte), str(folder),
+                   source.mean, source.std, note)
 
 
 def split_validation(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

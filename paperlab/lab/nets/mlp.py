@@ -1,15 +1,15 @@
-"""The model zoo: an MLP with Hinton-style dropout and a max-norm constraint (CNNs and ResNets later)."""
+"""Fully connected nets with Hinton-style dropout and a max-norm constraint (1503.02531, 1207.0580)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from paperlab.lab.templates import NetSpec
+from paperlab.lab.nets.base import Out
 
 
 class MLP(nn.Module):
-    def __init__(self, in_features: int, classes: int, spec: NetSpec):
+    def __init__(self, in_features: int, classes: int, spec):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         if spec.input_dropout:
@@ -24,8 +24,17 @@ class MLP(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.max_norm = spec.max_norm
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+    def forward(self, x: torch.Tensor, features: bool = False):
+        if not features:
+            return self.layers(x)
+        feats, preact = [], []
+        for layer in self.layers:
+            if isinstance(layer, nn.ReLU):
+                preact.append(x)
+            x = layer(x)
+            if isinstance(layer, nn.ReLU):
+                feats.append(x)
+        return Out(x, feats, preact, feats[-1])
 
     @torch.no_grad()
     def apply_constraints(self) -> None:
@@ -35,10 +44,3 @@ class MLP(nn.Module):
         for layer in self.layers:
             if isinstance(layer, nn.Linear):
                 layer.weight.copy_(torch.renorm(layer.weight, 2, 0, self.max_norm))
-
-
-def build(spec: NetSpec, input_shape: tuple[int, ...], classes: int) -> nn.Module:
-    features = 1
-    for size in input_shape:
-        features *= size
-    return MLP(features, classes, spec)

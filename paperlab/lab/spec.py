@@ -1,0 +1,159 @@
+"""The schema of one run, pydantic only: nets chosen by `kind`, models with their augmentation, the training
+recipe, the stage graph and the paper's claims. A method's own `distill:` block is validated by the method
+(`distillers.<method>.Params`), so adding a method never touches this file."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+
+NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"  # template and stage names: they become folder and MLflow names
+CIFAR_NETS = ("resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet8x4",
+              "resnet32x4", "wrn_16_1", "wrn_16_2", "wrn_40_1", "wrn_40_2", "vgg8", "vgg11", "vgg13")
+MODELS = ("teacher", "student")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class MLPSpec(Strict):
+    """Fully connected, Hinton-style dropout and max-norm (the MNIST nets of 1503.02531)."""
+    kind: Literal["mlp"]
+    hidden: list[PositiveInt] = Field(min_length=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    input_dropout: float = Field(0.0, ge=0, lt=1)
+    max_norm: float | None = Field(None, gt=0)
+
+
+class CNNSpec(Strict):
+    """A small CNN for 8x8 and 28x28 inputs: one conv-BN-ReLU stage per entry, halving the size between."""
+    kind: Literal["cnn"]
+    channels: list[PositiveInt] = Field(min_length=1, max_length=5)
+
+
+class CifarNetSpec(Strict):
+    """The CIFAR nets under their published names and layer shapes (RepDistiller / mdistiller)."""
+    kind: Literal[CIFAR_NETS]
+
+
+NetSpec = Annotated[Union[MLPSpec, CNNSpec, CifarNetSpec], Field(discriminator="kind")]
+
+
+class ModelSpec(Strict):
+    net: NetSpec
+    jitter: int = Field(0, ge=0, le=8)   # Hinton's "jitter by up to N pixels": a shift filled with black
+    crop: int = Field(0, ge=0, le=8)     # random crop after padding by N: the same operation, torchvision's name
+    flip: bool = False                   # horizontal flip with probability 1/2
+
+    @model_validator(mode="after")
+    def _one_shift(self):
+        if self.jitter and self.crop:
+            raise ValueError("jitter and crop are the same shift; set one of them")
+        return self
+
+    @property
+    def shift(self) -> int:
+        return self.jitter or self.crop
+
+    @property
+    def augmented(self) -> bool:
+        return bool(self.shift or self.flip)
+
+
+class TrainSpec(Strict):
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0, le=1)
+    batch_size: PositiveInt
+    epochs: PositiveInt
+    schedule: Literal["cosine", "constant", "multistep"] = "cosine"
+    milestones: list[PositiveInt] = []   # multistep: multiply the rate by gamma at these epochs
+    gamma: float = Field(0.1, gt=0, le=1)
+    warmup_epochs: int = Field(0, ge=0)  # linear warm-up of the rate over the first epochs
+    val_size: PositiveInt
+
+
+class StageSpec(Strict):
+    """One trained model. `teacher` names an earlier stage whose model teaches this one through `method`."""
+    name: str = Field(pattern=NAME)
+    model: Literal[MODELS]
+    method: str = "ce"
+    teacher: str | None = None
+    distill: dict[str, Any] | None = None  # this stage's method parameters; default: the run's `distill`
+    cache: bool | None = None  # default: a stage without a teacher is cached by what made it
+
+
+class Claim(Strict):
+    stage: str
+    metric: Literal["test_error", "top1"] = "test_error"  # top1: test accuracy in percent
+    value: float
+    tolerance: float = Field(ge=0)
+    dataset: str
+    source: str = ""
+    epoch: Literal["best", "last"] = "best"  # which epoch the source reports
+    runs: PositiveInt | None = 1             # over how many runs the source averaged (None: not stated)
+    teacher_net: str | None = None           # the pair the number belongs to (None: any)
+    student_net: str | None = None
+
+
+class RunSpec(Strict):
+    name: str = Field(pattern=NAME)
+    title: str
+    paper: str
+    method: str
+    dataset: str
+    normalize: bool = False  # subtract the dataset's channel means and divide by its stds
+    stages: list[StageSpec] = Field(min_length=1)
+    seed: int = Field(0, ge=0, lt=2**31)
+    teacher: ModelSpec
+    student: ModelSpec
+    train: TrainSpec
+    distill: dict[str, Any] = {}
+    claims: list[Claim] = []
+    estimate_minutes: dict[str, float] = {}
+    profile: str = "paper"
+
+    @field_validator("paper")
+    @classmethod
+    def _arxiv_id(cls, value: str) -> str:
+        from paperlab.errors import BadInput
+        from paperlab.library.ids import normalise
+
+        try:
+            return normalise(value)
+        except BadInput as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _graph(self):
+        seen: set[str] = set()
+        for stage in self.stages:
+            if stage.name in seen:
+                raise ValueError(f"stage {stage.name!r} appears twice")
+            if stage.teacher is not None and stage.teacher not in seen:
+                raise ValueError(f"stage {stage.name!r} is taught by {stage.teacher!r}, which is not an earlier stage")
+            if (stage.teacher is None) != (stage.method == "ce"):
+                raise ValueError(f"stage {stage.name!r}: method {stage.method!r} "
+                                 + ("needs a teacher" if stage.teacher is None else "takes no teacher"))
+            seen.add(stage.name)
+        return self
+
+    def stage(self, name: str) -> StageSpec:
+        return next(s for s in self.stages if s.name == name)
+
+    def params_of(self, stage: StageSpec) -> dict[str, Any]:
+        if stage.distill is not None:
+            return stage.distill
+        return self.distill if stage.method == self.method else {}
+
+    def claim_for(self, stage: str) -> Claim | None:
+        """The paper's claim for a stage, on this run's teacher/student pair."""
+        return next((c for c in self.claims if c.stage == stage
+                     and c.teacher_net in (None, self.teacher.net.kind)
+                     and c.student_net in (None, self.student.net.kind)), None)
+
+    def cached(self, stage: StageSpec) -> bool:
+        return stage.teacher is None if stage.cache is None else stage.cache and stage.teacher is None
