@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check for issue 3, as one prepared script for a lent CUDA machine (see the closing note).
+# The GPU check (issues 3 and 7), as one prepared script for a lent CUDA machine (see the closing notes).
 # Needs, carried beside the repo: .whl/ (mlflow-skinny, sqlalchemy, alembic, pydantic, ... for Python 3.12,
 # the ones the machine lacks) and .data/fashion-mnist/ (the four IDX files). Writes its results to $OUT.
 set -o pipefail
@@ -15,7 +15,10 @@ mkdir -p "$OUT"
       --json > "$OUT/$profile.json" 2> "$OUT/$profile.err" || { echo "$profile failed"; tail -5 "$OUT/$profile.err"; }
     echo "$profile on cuda: $(python3 -c "print(round($(date +%s.%N) - $start, 1))") s wall"; cat "$OUT/$profile.json"
   done
-  timeout 180 python3 benchmarks/bench_trainer.py --device cuda --data-dir .data/fashion-mnist --epochs 3
+  timeout 180 python3 benchmarks/bench_trainer.py --part mnist --device cuda --data-dir .data/fashion-mnist --epochs 3
+  # issue 7: resnet32x4 -> resnet8x4 at batch 64 (kd, crd) against a DataLoader-style loop, and the projected
+  # wall time of one 240-epoch CIFAR-100 run
+  timeout 240 python3 benchmarks/bench_trainer.py --part cifar --device cuda --cifar-images 4096
   start=$(date +%s.%N)
   timeout 300 python3 -m paperlab run kd-hinton --device cuda --dataset fashion-mnist --data-dir .data/fashion-mnist \
     --json > "$OUT/paper.json" 2> "$OUT/paper.err" || { echo "paper failed"; tail -5 "$OUT/paper.err"; }

@@ -227,6 +227,6 @@ def test_link_a_paper_to_a_template(cli):
     assert cli("link", "1412.6550", "kd-hinton").code == 0
     assert cli("link", "1412.6550", "kd-hinton").code == 0  # idempotent
     assert cli("show", "1412.6550", "--json").json()["templates"] == ["kd-hinton"]
-    r = cli("link", "1412.6550", "fitnet")
-    assert r.code == 2 and "unknown template 'fitnet'" in r.err
+    r = cli("link", "1412.6550", "fitnets")
+    assert r.code == 2 and "unknown template 'fitnets'; did you mean 'fitnet'" in r.err
     assert cli("link", "1503.02531", "kd-hinton").code == 2  # not in the library

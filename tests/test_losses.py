@@ -173,7 +173,7 @@ def test_crd_samples_other_classes_and_moves_its_memory_bank():
     assert loss.item() == pytest.approx(math.log(3) + 0.8 * terms["crd"].item(), rel=1e-5)
     loss.backward()  # the bank and normaliser updates leave the graph intact
     assert crd.embed_s.linear.weight.grad is not None
-    vs = crd.embed_s(pooled_s).detach()  # noqa: the embedder has not stepped
+    vs = crd.embed_s(pooled_s).detach()
     expected = torch.nn.functional.normalize(before * 0.5 + vs * 0.5, dim=1)
     assert torch.allclose(crd.bank_s[index], expected, atol=1e-6)
     assert bool((crd.z > 0).all())  # the normalisers are fixed on first use and checkpointed as buffers

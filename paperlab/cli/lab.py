@@ -101,7 +101,8 @@ def run(
                                        "test_error_last": s.test_error_last, "test_acc": s.test_acc,
                                        "test_acc_last": s.test_acc_last, "best_epoch": s.best_epoch,
                                        "reused": s.reused, "n_params": s.n_params, "role": s.role,
-                                       "taught_by": s.taught_by} for s in result.stages]})
+                                       "taught_by": s.taught_by, "wall_seconds": round(s.wall_seconds, 2)}
+                                      for s in result.stages]})
     rows = []
     for s in result.stages:
         claim = spec.claim_for(s.stage)

@@ -27,6 +27,17 @@ def _reason(uri: str, exc: Exception) -> str:
     return f"MLflow at {uri} failed: {text.splitlines()[0][:200]}"
 
 
+def _literal(value: str) -> str:
+    """A string for an MLflow search filter. Its grammar has no escape for quotes, so a value holding one
+    cannot be searched for and is refused rather than allowed to change the filter."""
+    if "'" in value or "\\" in value or any(ord(c) < 32 for c in value):
+        from paperlab.errors import BadInput
+
+        raise BadInput(f"cannot search runs for {value[:80]!r}: quotes, backslashes and control characters are not "
+                       f"allowed in template names or paper IDs")
+    return f"'{value}'"
+
+
 class Tracker:
     def __init__(self, settings: Settings):
         from mlflow.tracking import MlflowClient  # an explicit client: mlflow.set_tracking_uri would leak
@@ -101,9 +112,9 @@ class Tracker:
         """Stage runs (children), newest first, as plain dicts; run_ids may name stage or parent runs."""
         filters = ["tags.`paperlab.stage` != ''"]
         if template:
-            filters.append(f"tags.`paperlab.template` = '{template}'")
+            filters.append(f"tags.`paperlab.template` = {_literal(template)}")
         if paper:
-            filters.append(f"tags.`paperlab.paper` = '{paper}'")
+            filters.append(f"tags.`paperlab.paper` = {_literal(paper)}")
         found = self._search(filters)
         if run_ids is not None:
             wanted = set(run_ids)

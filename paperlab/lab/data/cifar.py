@@ -53,7 +53,8 @@ SOURCES = {
 BASE_URL = "https://www.cs.toronto.edu/~kriz/"
 _NUMPY = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
           ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-          ("numpy._core.multiarray", "scalar")}
+          ("numpy._core.multiarray", "scalar"),
+          ("_codecs", "encode")}  # how Python 3 writes bytes at protocol 2 (re-saved copies)
 
 
 class _ArraysOnly(pickle.Unpickler):

@@ -1,0 +1,56 @@
+"""The quick profile's pair over seeds: teacher, baseline student and each method template, as a Markdown
+table of test accuracy (mean ± std over seeds) and the share of the teacher-student gap each method closes.
+
+    python benchmarks/quick_pair.py --seeds 3            # about 50 min on 2 CPU cores
+Every template shares the quick pair, so each seed trains one teacher and one baseline (cached); runs are
+made with --resume, so a second call with the same --home picks up finished runs instead of repeating them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+TEMPLATES = ["kd-cifar", "fitnet", "at", "dkd", "crd"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--home", default=None, help="workspace (default: a temporary folder)")
+    args = parser.parse_args()
+    home = args.home or tempfile.mkdtemp(prefix="paperlab-quick-")
+    env = {**os.environ, "PAPERLAB_HOME": home}
+    acc: dict[str, list[float]] = {}
+    seconds: dict[str, list[float]] = {}
+    for seed in range(args.seeds):
+        for name in TEMPLATES:
+            started = time.perf_counter()
+            out = subprocess.run([sys.executable, "-m", "paperlab", "run", name, "--profile", args.profile,
+                                  "--device", "cpu", "--seed", str(seed), "--json", "--resume"], env=env, capture_output=True,
+                                 text=True, check=True)
+            stages = json.loads(out.stdout)["stages"]
+            # teacher and baseline are the same cached runs for every template of a seed: count them once
+            for stage in stages if name == TEMPLATES[0] else stages[2:]:
+                acc.setdefault(stage["stage"], []).append(100 * stage["test_acc"])
+                seconds.setdefault(stage["stage"], []).append(stage["wall_seconds"])
+            print(f"seed {seed} {name}: {time.perf_counter() - started:.0f}s", file=sys.stderr, flush=True)
+    mean = {k: statistics.fmean(v) for k, v in acc.items()}
+    gap = mean["teacher"] - mean["student"]
+    print("| stage | test accuracy % (mean ± std, n) | share of the teacher-student gap closed | s per run |")
+    print("| --- | --- | --- | --- |")
+    for label, values in acc.items():
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        closed = "" if label in ("teacher", "student") else f"{(mean[label] - mean['student']) / gap:+.0%}"
+        print(f"| {label} | {mean[label]:.2f} ± {std:.2f} ({len(values)}) | {closed} | "
+              f"{statistics.fmean(seconds[label]):.0f} |")
+
+
+if __name__ == "__main__":
+    main()

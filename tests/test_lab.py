@@ -1,0 +1,130 @@
+"""The lab for many methods: nets at their published sizes, CIFAR in the official layout, every template's
+smoke run (deterministic), each CIFAR template on a synthetic CIFAR-100 with the paper recipe, and an exact
+resume after kill -9 in a method stage with trainable parts."""
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from fake_cifar import make as make_cifar
+
+METHOD_TEMPLATES = ["kd-cifar", "fitnet", "at", "dkd", "crd"]
+PUBLISHED = {"resnet8x4": 1_233_540, "resnet32x4": 7_433_860, "wrn_40_2": 2_255_156, "wrn_16_2": 703_284,
+             "wrn_40_1": 569_780, "resnet56": 861_620, "resnet20": 278_324, "resnet32": 472_756,
+             "resnet110": 1_736_564, "vgg13": 9_462_180, "vgg8": 3_965_028}
+
+
+def test_cifar_nets_have_the_published_parameter_counts_and_features():
+    from paperlab.lab.nets import build, n_params
+    from paperlab.lab.spec import CifarNetSpec
+
+    for kind, count in PUBLISHED.items():
+        net = build(CifarNetSpec(kind=kind), (3, 32, 32), 100)
+        assert n_params(net) == count, kind
+    out = build(CifarNetSpec(kind="resnet8x4"), (3, 32, 32), 100)(torch.zeros(2, 3, 32, 32), features=True)
+    assert [tuple(f.shape[1:]) for f in out.feats] == [(32, 32, 32), (64, 32, 32), (128, 16, 16), (256, 8, 8)]
+    assert out.pooled.shape == (2, 256) and out.logits.shape == (2, 100) and len(out.preact) == 4
+    assert bool((out.feats[-1] >= 0).all())
+
+
+def test_templates_list_their_paper_method_dataset_and_pairs(cli):
+    rows = {r["name"]: r for r in cli("templates", "--json").json()}
+    assert set(METHOD_TEMPLATES) | {"kd-hinton"} <= set(rows)
+    assert rows["crd"]["paper"] == "1910.10699" and rows["crd"]["method"] == "crd"
+    assert rows["dkd"]["dataset"] == "cifar100" and rows["dkd"]["pairs"][0] == "resnet32x4->resnet8x4"
+    assert "wrn_40_2->wrn_16_2" in rows["fitnet"]["pairs"]
+
+
+def test_every_method_template_smoke_run_passes_and_is_deterministic(cli, home):
+    for name in METHOD_TEMPLATES:
+        first = cli("run", name, "--profile", "smoke", "--device", "cpu", "--json")
+        assert first.code == 0, (name, first.err)
+        stages = first.json()["stages"]
+        assert [s["stage"] for s in stages] == ["teacher", "student", name.split("-")[0]]
+        assert all(s["test_error"] < 450 for s in stages)  # of 500; chance is 450
+    # twice for the method with the most randomness (negative sampling, a memory bank, connectors)
+    second = cli("run", "crd", "--profile", "smoke", "--device", "cpu", "--json").json()["stages"]
+    assert [s["test_error"] for s in second] == [s["test_error"] for s in stages]
+    assert second[2]["reused"] is False and second[0]["reused"] is True
+    teachers = list((home / "cache" / "teachers").glob("*.pt"))
+    assert len(teachers) == 2  # five templates on one pair: one teacher and one baseline student
+    assert not list(home.glob("runs/*/*.ckpt"))  # checkpoints go once their stage is done
+
+
+@pytest.mark.slow
+def test_each_cifar_template_runs_the_paper_recipe_on_a_synthetic_cifar100(cli, home, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    data = make_cifar(tmp_path / "cifar", n_train=160, n_test=100)
+    args = ["--profile", "paper", "--device", "cpu", "--data-dir", str(data), "--json",
+            "--set", "train.epochs=1", "--set", "train.val_size=60"]
+    r = cli("run", "crd", *args)
+    assert r.code == 2 and "lower distill.nce_k" in r.err  # 16,384 negatives need a real CIFAR-100
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    for name in METHOD_TEMPLATES:
+        extra = ["--set", "distill.nce_k=32"] if name == "crd" else []
+        r = cli("run", name, *args, *extra)
+        assert r.code == 0, (name, r.err)
+        assert "is not the official cifar100 release (160 training and 100 test images)" in r.err
+        stages = r.json()["stages"]
+        assert [s["n_params"] for s in stages] == [7_433_860, 1_233_540, 1_233_540]
+        run = client.get_run(stages[2]["run_id"])
+        assert run.data.metrics["n_params"] == 1_233_540
+        assert run.data.tags["paperlab.taught_by"] == "teacher" and run.data.tags["paperlab.net"] == "resnet8x4"
+        assert run.data.params["train.schedule"] == "multistep" and run.data.params["student.crop"] == "4"
+        assert "test_acc_last" in run.data.metrics
+    assert len(list((home / "cache" / "teachers").glob("*.pt"))) == 2
+
+
+def test_cifar_pickles_are_read_without_running_code(cli, tmp_path):
+    data = make_cifar(tmp_path / "cifar", n_train=120, n_test=20)
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (data / "cifar-100-python" / "test").write_bytes(pickle.dumps({b"data": Evil()}, protocol=2))
+    r = cli("run", "kd-cifar", "--profile", "paper", "--device", "cpu", "--data-dir", str(data))
+    assert r.code == 1 and "is not a CIFAR batch (refused to build posix.system)" in r.err
+    assert not marker.exists()
+    r = cli("run", "kd-cifar", "--profile", "paper", "--data-dir", str(tmp_path))
+    assert r.code == 2 and "does not hold cifar-100-python/" in r.err
+
+
+def test_paper_profile_without_cifar_or_network_says_how_to_get_it(cli, monkeypatch):
+    monkeypatch.setenv("PAPERLAB_DATA_MIRRORS", "http://127.0.0.1:9/")
+    r = cli("run", "fitnet", "--profile", "paper", "--device", "cpu")
+    assert r.code == 1
+    line = r.err.strip().splitlines()[-1]
+    assert line.startswith("error: cifar100 is not on this machine and could not be downloaded")
+    assert "cifar-100-python.tar.gz" in line and "--data-dir" in line
+
+
+def test_resume_after_kill_9_in_a_method_stage_with_a_connector(sh, home, tmp_path):
+    args = ["run", "fitnet", "--profile", "smoke", "--device", "cpu", "--json", "--set", "train.epochs=20",
+            "--set", "student.crop=1", "--set", "student.flip=true"]  # augmented: the teacher runs per batch
+    reference = sh(*args, env={"PAPERLAB_HOME": str(tmp_path / "reference")})
+    assert reference.code == 0, reference.err
+    proc = subprocess.Popen([sys.executable, "-m", "paperlab", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=os.environ.copy())
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(home.glob("runs/*/fitnet.ckpt")):
+        time.sleep(0.02)
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    saved = torch.load(next(home.glob("runs/*/fitnet.ckpt")), weights_only=True)
+    assert "regressor.conv.weight" in saved["objective"]  # the connector is checkpointed with the student
+    resumed = sh(*args, "--resume")
+    assert resumed.code == 0, resumed.err
+    assert "fitnet   epoch   1/20" not in resumed.err  # it continued, not started over
+    assert ([s["test_error"] for s in resumed.json()["stages"]]
+            == [s["test_error"] for s in reference.json()["stages"]])

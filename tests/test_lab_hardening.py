@@ -1,0 +1,112 @@
+"""Defects of issue 13 in the code the lab rewrite touched: each case failed before its fix."""
+
+import os
+import threading
+
+import torch
+
+SMOKE = ["run", "kd-hinton", "--profile", "smoke", "--device", "cpu", "--json"]
+
+
+def test_1_a_planted_pickle_in_a_checkpoint_is_refused_on_resume(cli, home, tmp_path):
+    assert cli(*SMOKE, "--stage", "student", "--epochs", "2").code == 0
+    run_dir = next(p for p in (home / "runs").iterdir() if p.is_dir())
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"model": Evil()}, run_dir / "student.ckpt")
+    (run_dir / "state.json").write_text('{"stages": {}}')
+    r = cli(*SMOKE, "--stage", "student", "--epochs", "2", "--resume", "--retrain")
+    assert r.code == 1 and "cannot resume from" in r.err and "student.ckpt" in r.err
+    assert not marker.exists() and len(r.err.strip().splitlines()) <= 3
+
+
+def test_4_names_cannot_leave_the_workspace(cli, home):
+    r = cli(*SMOKE, "--set", "name=../../escape")
+    assert r.code == 2 and "bad value for 'name'" in r.err
+    assert not (home.parent / "escape").exists() and not (home / "runs").exists()
+
+
+def test_5_run_filters_cannot_be_rewritten(cli):
+    r = cli("runs", "--template", "kd-hinton' and attributes.status = 'RUNNING", "--json")
+    assert r.code == 2 and "cannot search runs for" in r.err
+
+
+def test_7_a_damaged_teacher_cache_is_set_aside_and_retrained(cli, home):
+    first = cli(*SMOKE, "--stage", "teacher", "--epochs", "2").json()["stages"][0]
+    cache = next((home / "cache" / "teachers").glob("*.pt"))
+    cache.write_bytes(cache.read_bytes()[:100])  # a kill mid-save, before writes became atomic
+    r = cli(*SMOKE, "--stage", "teacher", "--epochs", "2")
+    assert r.code == 0, r.err
+    assert "is damaged" in r.err and "training it again" in r.err
+    assert r.json()["stages"][0]["reused"] is False and r.json()["stages"][0]["test_error"] == first["test_error"]
+    assert list(cache.parent.glob("*.damaged")) and not list(cache.parent.glob("*.tmp"))
+
+
+def test_8_two_identical_runs_do_not_share_a_run_folder(cli, home):
+    from filelock import FileLock
+
+    spec_dir = home / "runs"
+    assert cli(*SMOKE, "--stage", "student", "--epochs", "1").code == 0
+    run_dir = next(p for p in spec_dir.iterdir() if p.is_dir())
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold():
+        with FileLock(str(run_dir) + ".lock"):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(10)
+    try:
+        r = cli(*SMOKE, "--stage", "student", "--epochs", "1")
+        assert r.code == 1 and "the same run is already going on in another process" in r.err
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_11_sweep_grids_are_honoured_or_refused(cli):
+    r = cli("sweep", "kd-hinton", "--profile", "smoke", "--grid", "seed=3,4")
+    assert r.code == 2 and "--seeds" in r.err
+    r = cli("sweep", "kd-hinton", "--profile", "smoke", "--grid", "distill.temperature=1",
+            "--grid", "distill.temperature=2")
+    assert r.code == 2 and "given twice" in r.err
+    r = cli("sweep", "kd-hinton", "--profile", "smoke", "--grid", "=1,2")
+    assert r.code == 2 and "--grid takes key=v1,v2" in r.err
+
+
+def test_21_the_whole_spec_is_validated_before_anything_runs(cli, home):
+    cases = {"method=nope": "unknown distillation method 'nope'", "paper=nonsense": "malformed arXiv ID",
+             "teacher.net.hidden=[-1]": "teacher.net.hidden.0", "teacher.net.hidden=[0]": "teacher.net.hidden.0",
+             "seed=-1": "bad value for 'seed'", "train.lr=.inf": "bad value for 'train.lr'",
+             "distill.temperature=.inf": "bad value for 'distill.temperature'",
+             "train.weight_decay=.inf": "bad value for 'train.weight_decay'",
+             "stages=[{name: kd, model: student, method: kd, teacher: nobody}]": "not an earlier stage",
+             "teacher.net.kind=resnet9": "does not match any of the expected tags",
+             "teacher.net.widht=3": "unknown key 'teacher.net.widht'"}
+    for pair, message in cases.items():
+        r = cli(*SMOKE, "--set", pair)
+        assert r.code == 2 and message in r.err, (pair, r.err)
+        assert len(r.err.strip().splitlines()) == 1, r.err
+    r = cli(*SMOKE, "--set", "profile=paper")
+    assert r.code == 2 and "use --profile" in r.err
+    assert not (home / "mlflow.db").exists()  # nothing ran, no RUNNING run left behind
+
+
+def test_27_empty_profile_refused_and_arxiv_ids_read_as_text(cli):
+    r = cli("run", "kd-hinton", "--profile", "")
+    assert r.code == 2 and "--profile is empty" in r.err
+    shown = cli("templates", "show", "kd-hinton", "--profile", "smoke", "--set", "paper=2101.00010").out
+    assert "paper: '2101.00010'" in shown
+
+
+def test_31_checkpoints_are_removed_after_their_stage(cli, home):
+    assert cli(*SMOKE, "--epochs", "2").code == 0
+    assert not list(home.glob("runs/**/*.ckpt")) and not list(home.glob("runs/**/*.weights.pt"))
+    assert list(home.glob("runs/*/state.json"))
