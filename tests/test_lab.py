@@ -128,3 +128,21 @@ def test_resume_after_kill_9_in_a_method_stage_with_a_connector(sh, home, tmp_pa
     assert "fitnet   epoch   1/20" not in resumed.err  # it continued, not started over
     assert ([s["test_error"] for s in resumed.json()["stages"]]
             == [s["test_error"] for s in reference.json()["stages"]])
+
+
+def test_a_cifar_archive_with_the_wrong_checksum_is_refused(cli, home, monkeypatch, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "cifar-100-python.tar.gz").write_bytes(b"not the archive")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("PAPERLAB_DATA_MIRRORS", f"http://127.0.0.1:{server.server_port}/")
+        r = cli("run", "kd-cifar", "--profile", "paper", "--device", "cpu")
+    finally:
+        server.shutdown()
+    assert r.code == 1 and "SHA-256 mismatch for cifar-100-python.tar.gz" in r.err
+    assert not list((home / "data").rglob("*.tar.gz*"))  # neither the bad archive nor a partial one is kept

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
-import shutil
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,31 +94,14 @@ def _find(folder: Path, name: str) -> Path | None:
 
 
 def _download(name: str, source: IdxSource, target: Path) -> None:
-    target.mkdir(parents=True, exist_ok=True)
+    from paperlab.lab.data.fetch import fetch, mirrors
+
     for file in FILES:
         final = target / f"{file}.gz"
-        if final.exists():
-            continue
-        errors = []
-        mirrors = os.environ.get("PAPERLAB_DATA_MIRRORS")  # e.g. a local mirror; comma separated
-        for mirror in mirrors.split(",") if mirrors else source.mirrors:
-            tmp = final.with_suffix(".part")
-            try:
-                with urllib.request.urlopen(mirror + f"{file}.gz", timeout=60) as response, open(tmp, "wb") as out:
-                    shutil.copyfileobj(response, out)
-            except OSError as exc:
-                errors.append(f"{mirror}: {exc}")
-                continue
-            digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-            if digest != source.sha256_gz[file]:
-                tmp.unlink()
-                errors.append(f"{mirror}: SHA-256 mismatch for {file}.gz")
-                continue
-            os.replace(tmp, final)
-            break
-        else:
+        error = None if final.exists() else fetch(mirrors(source.mirrors), f"{file}.gz", final, source.sha256_gz[file])
+        if error:
             raise PaperlabError(
-                f"{name} is not on this machine and could not be downloaded ({errors[-1] if errors else 'no mirror'}); "
+                f"{name} is not on this machine and could not be downloaded ({error}); "
                 f"put the four IDX files in a folder and pass --data-dir, or set PAPERLAB_DATA_DIR"
                 + ("; on Debian: apt-get install dataset-fashion-mnist" if source.system_dir else ""))
 

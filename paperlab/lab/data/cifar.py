@@ -5,11 +5,8 @@ a restricted unpickler that builds numpy arrays and nothing else."""
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import shutil
 import tarfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,33 +92,13 @@ def _md5(path: Path) -> str:
 
 
 def _download(name: str, source: CifarSource, cache: Path) -> None:
-    cache.mkdir(parents=True, exist_ok=True)
+    from paperlab.lab.data.fetch import fetch, mirrors
+
     archive = cache / source.archive
-    errors = []
-    mirrors = os.environ.get("PAPERLAB_DATA_MIRRORS")
-    for mirror in (mirrors.split(",") if mirrors else [BASE_URL]):
-        part = archive.with_name(archive.name + ".part")
-        try:
-            with urllib.request.urlopen(mirror.rstrip("/") + "/" + source.archive, timeout=60) as response, \
-                    open(part, "wb") as out:
-                shutil.copyfileobj(response, out)
-        except OSError as exc:
-            part.unlink(missing_ok=True)
-            errors.append(f"{mirror}: {exc}")
-            continue
-        digest = hashlib.sha256()
-        with open(part, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        if digest.hexdigest() != source.sha256:
-            part.unlink()
-            errors.append(f"{mirror}: SHA-256 mismatch for {source.archive}")
-            continue
-        os.replace(part, archive)
-        break
-    else:
+    error = fetch(mirrors((BASE_URL,)), source.archive, archive, source.sha256)
+    if error:
         raise PaperlabError(
-            f"{name} is not on this machine and could not be downloaded ({errors[-1] if errors else 'no mirror'}); "
+            f"{name} is not on this machine and could not be downloaded ({error}); "
             f"download {BASE_URL}{source.archive}, extract it and pass --data-dir FOLDER (holding {source.folder}/), "
             f"or set PAPERLAB_DATA_DIR")
     wanted = {f"{source.folder}/{f}" for f in (*source.train, source.test, source.meta)}
