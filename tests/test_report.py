@@ -94,7 +94,7 @@ def test_html_report_holds_the_sections_in_order_and_escapes_everything(tracked,
     assert "not comparable: ours on digits, the paper&#39;s on mnist" in page
     # teacher and student: three runs of one configuration (seeds 0, 0 and 1; the temperature does not shape them)
     assert len(re.findall(r"± [\d.,]+ \(3\) <small>digits", page)) == 2
-    assert re.search(r"<td>kd</td><td class=\"n\">74 <small>errors, best epoch, 1 run\(s\), mnist</small></td>\s*"
+    assert re.search(r"<td>kd</td><td class=\"n\">74 <small>errors, best epoch, runs: 1, mnist</small></td>\s*"
                      r"<td class=\"n\">[\d,]+ \(1\)", page)
     assert "distill.temperature" in page  # the swept parameter is a runs-table column
     assert "Test error against distill.temperature" in page

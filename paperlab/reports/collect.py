@@ -36,6 +36,10 @@ class ClaimRow:
     other_pair: str | None = None  # our runs are on another teacher/student pair than the claim's
 
     @property
+    def digits(self) -> int:
+        return 2 if self.metric == "top1" else 1
+
+    @property
     def comparable(self) -> bool:
         return self.ours_mean is not None and self.our_dataset == self.paper_dataset and not self.other_pair
 
