@@ -91,7 +91,8 @@ def run(
     if profile is None:
         minutes = spec.estimate_minutes.get("cuda" if found.type == "cuda" else "cpu")
         hint = "; try --profile quick on a CPU" if found.type == "cpu" else ""
-        print(f"profile paper (the paper's own recipe): about {minutes} min on {found.type}{hint}", file=sys.stderr)
+        took = f"about {minutes:g} min" if minutes is not None else "not yet measured"
+        print(f"profile paper (the paper's own recipe): {took} on {found.type}{hint}", file=sys.stderr)
     result = Run(spec, _settings(), device, data_dir, resume, retrain_teacher, " ".join(["paperlab", *sys.argv[1:]])
                  ).run_all(only)
     _link_paper(spec)
