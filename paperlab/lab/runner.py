@@ -73,16 +73,6 @@ def inside(root: Path, path: Path) -> Path:
     return path
 
 
-def save_atomic(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 class Run:
     def __init__(self, spec: RunSpec, settings: Settings, device: str = "auto", data_dir: Path | None = None,
                  resume: bool = False, retrain: bool = False, command: str = "",
@@ -222,11 +212,11 @@ class Run:
     # -- stages -----------------------------------------------------------------------------------------
     def run_all(self, only: list[str] | None = None) -> RunResult:
         names = [s.name for s in self.spec.stages]
-        for name in only or []:
-            if name not in names:
-                raise BadInput(f"no stage {name!r} in {self.spec.name} (stages: {', '.join(names)})")
         results = []
         try:
+            for name in only or []:
+                if name not in names:
+                    raise BadInput(f"no stage {name!r} in {self.spec.name} (stages: {', '.join(names)})")
             for stage in self.spec.stages:
                 if only and stage.name not in only:
                     continue
@@ -289,9 +279,9 @@ class Run:
             raise
         self.models[stage.name] = model
         if cacheable:
-            save_atomic({"state_dict": fit.best_state, "result": asdict(result)}, self._cache_file(stage))
+            trainer.save_atomic({"state_dict": fit.best_state, "result": asdict(result)}, self._cache_file(stage))
         elif any(s.teacher == stage.name for s in self.spec.stages):
-            save_atomic(fit.best_state, self.run_dir / f"{stage.name}.weights.pt")
+            trainer.save_atomic(fit.best_state, self.run_dir / f"{stage.name}.weights.pt")
         checkpoint.unlink(missing_ok=True)
         return result
 

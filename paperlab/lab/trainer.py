@@ -143,11 +143,13 @@ def _scheduler(optimizer, spec: TrainSpec):
     return sched.LambdaLR(optimizer, factor)
 
 
-def _save(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+def save_atomic(obj, path: Path) -> None:
+    """torch.save to a temporary name, then rename: a kill -9 mid-write leaves the previous file intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)  # a kill -9 mid-write leaves the previous checkpoint intact
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -254,10 +256,10 @@ def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: s
                 on_epoch(log)
             progress.epoch(log)
             if checkpoint is not None:
-                _save(checkpoint, {"model": model.state_dict(), "objective": objective.state_dict(),
+                save_atomic({"model": model.state_dict(), "objective": objective.state_dict(),
                                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                    "history": [asdict(h) for h in history], "best_epoch": best_epoch,
-                                   "best_error": best_error, "best_state": best_state, "epoch": epoch})
+                                   "best_error": best_error, "best_state": best_state, "epoch": epoch}, checkpoint)
     finally:
         progress.close()
     return FitResult(history, best_epoch, best_state, _cpu_state(model))
