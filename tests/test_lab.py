@@ -146,3 +146,41 @@ def test_a_cifar_archive_with_the_wrong_checksum_is_refused(cli, home, monkeypat
         server.shutdown()
     assert r.code == 1 and "SHA-256 mismatch for cifar-100-python.tar.gz" in r.err
     assert not list((home / "data").rglob("*.tar.gz*"))  # neither the bad archive nor a partial one is kept
+
+
+def test_every_template_builds_each_stage_on_its_smoke_pair_and_takes_a_step():
+    """All templates, all profiles validate; every stage's method is built on the smoke nets and one step
+    trains it (the full smoke runs are one per family: test_every_method_template_smoke_run_passes...)."""
+    from paperlab.lab import distillers, nets
+    from paperlab.lab.templates import check_methods, load, raw, template_names
+
+    for name in template_names():
+        for profile in raw(name).get("profiles", {}):
+            check_methods(load(name, profile))
+        spec = load(name, "smoke")
+        torch.manual_seed(0)
+        shape = (1, 8, 8)
+        models = {role: nets.build(getattr(spec, role).net, shape, 10) for role in ("teacher", "student")}
+        info = distillers.Info(shape, 10, torch.arange(2000) % 10)  # CRD samples negatives of other classes
+        x, y = torch.randn(8, *shape), torch.arange(8) % 10
+        for stage in spec.stages:
+            student, teacher = models[stage.model], models.get(spec.stage(stage.teacher).model) \
+                if stage.teacher else None
+            method = distillers.get(stage.method)(distillers.parse_params(stage.method, spec.params_of(stage)),
+                                                  student, teacher, info)
+            batch = distillers.Batch(x, y, torch.arange(8), 1, 0.0)
+            t_out = nets.as_out(teacher(x, features=True)) if teacher is not None else None
+            loss, _ = method(nets.as_out(student(x, features=True)), t_out, batch)
+            loss.backward()
+            assert torch.isfinite(loss), (name, stage.name)
+
+
+def test_a_method_without_a_teacher_runs_as_its_own_family(cli):
+    """Tf-KD: no teacher stage; the student and the regularised student run and are tracked."""
+    r = cli("run", "tfkd", "--profile", "smoke", "--device", "cpu", "--json")
+    assert r.code == 0, r.err
+    stages = r.json()["stages"]
+    assert [s["stage"] for s in stages] == ["student", "tfkd"] and stages[1]["taught_by"] is None
+    assert all(s["test_error"] < 450 for s in stages)
+    bad = cli("run", "tfkd", "--profile", "smoke", "--set", "stages=[{name: s, model: student, method: kd}]")
+    assert bad.code == 2 and "method 'kd' needs a teacher" in bad.err

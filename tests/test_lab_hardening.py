@@ -83,7 +83,7 @@ def test_11_sweep_grids_are_honoured_or_refused(cli):
 
 def test_21_the_whole_spec_is_validated_before_anything_runs(cli, home):
     cases = {"method=nope": "unknown distillation method 'nope'", "paper=nonsense": "malformed arXiv ID",
-             "teacher.net.hidden=[-1]": "teacher.net.hidden.0", "teacher.net.hidden=[0]": "teacher.net.hidden.0",
+             "student.net.hidden=[-1]": "student.net.hidden.0", "student.net.hidden=[0]": "student.net.hidden.0",
              "seed=-1": "bad value for 'seed'", "train.lr=.inf": "bad value for 'train.lr'",
              "distill.temperature=.inf": "bad value for 'distill.temperature'",
              "train.weight_decay=.inf": "bad value for 'train.weight_decay'",

@@ -188,7 +188,7 @@ def test_registry_and_params():
     with pytest.raises(BadInput, match="unknown distillation method 'dk'; did you mean 'dkd'"):
         get("dk")
     with pytest.raises(BadInput, match=r"unknown key 'distill.temprature' for method 'kd'; did you mean "
-                                       r"'distill.temperature'\? \(valid keys: alpha, temperature\)"):
+                                       r"'distill.temperature'\? \(valid keys: alpha, ce_weight, kd_weight, standardize, temperature\)"):
         parse_params("kd", {"temprature": 4, "alpha": 0.5})
     with pytest.raises(BadInput, match="bad value for 'distill.temperature'"):
         parse_params("kd", {"temperature": float("inf"), "alpha": 0.5})

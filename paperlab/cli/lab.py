@@ -117,6 +117,21 @@ def run(
     table(["stage", "test errors (best epoch)", "last epoch", "test acc", "best epoch", "time", "paper's claim"],
           rows, title=f"{spec.name} / {spec.profile} on {spec.dataset} ({result.device}); test errors are counts; "
                       f"MLflow parent run {result.parent_run_id}")
+    for line in _effects(result.stages):
+        print(line)
+
+
+def _effects(stages) -> list[str]:
+    """One line per distilled stage: errors saved against the baseline student, share of the gap closed."""
+    from paperlab.lab.effect import effect, summarise
+
+    by_name = {s.stage: s for s in stages}
+    baseline = next((s for s in stages if s.role == "student" and not s.taught_by), None)
+    if baseline is None:
+        return []
+    return [f"{s.stage}: " + summarise([effect(by_name[s.taught_by].test_error, baseline.test_error,
+                                               s.test_error)]).text()
+            for s in stages if s.taught_by in by_name and s.role == "student"]
 
 
 def sweep(

@@ -69,11 +69,22 @@ class TrainSpec(Strict):
     weight_decay: float = Field(0.0, ge=0, le=1)
     batch_size: PositiveInt
     epochs: PositiveInt
-    schedule: Literal["cosine", "constant", "multistep"] = "cosine"
+    schedule: Literal["cosine", "constant", "multistep", "exponential"] = "cosine"
     milestones: list[PositiveInt] = []   # multistep: multiply the rate by gamma at these epochs
-    gamma: float = Field(0.1, gt=0, le=1)
+    gamma: float = Field(0.1, gt=0, le=1)  # multistep: the factor; exponential: the factor per epoch
     warmup_epochs: int = Field(0, ge=0)  # linear warm-up of the rate over the first epochs
+    # Hinton et al. 2012 (1207.0580, appendix A): momentum rises linearly from momentum_start to `momentum`
+    # over momentum_epochs, and each step is scaled by (1 - momentum), so the rate is the step's share.
+    momentum_start: float | None = Field(None, ge=0, lt=1)
+    momentum_epochs: int = Field(0, ge=0)
+    step_scaled_by_momentum: bool = False
     val_size: PositiveInt
+
+    def momentum_at(self, epochs_done: int) -> float:
+        if self.momentum_start is None or not self.momentum_epochs:
+            return self.momentum
+        share = min(1.0, epochs_done / self.momentum_epochs)
+        return self.momentum_start + share * (self.momentum - self.momentum_start)
 
 
 class StageSpec(Strict):
@@ -135,9 +146,8 @@ class RunSpec(Strict):
                 raise ValueError(f"stage {stage.name!r} appears twice")
             if stage.teacher is not None and stage.teacher not in seen:
                 raise ValueError(f"stage {stage.name!r} is taught by {stage.teacher!r}, which is not an earlier stage")
-            if (stage.teacher is None) != (stage.method == "ce"):
-                raise ValueError(f"stage {stage.name!r}: method {stage.method!r} "
-                                 + ("needs a teacher" if stage.teacher is None else "takes no teacher"))
+            if stage.method == "ce" and stage.teacher is not None:  # other methods: templates.check_methods
+                raise ValueError(f"stage {stage.name!r}: method 'ce' takes no teacher")
             seen.add(stage.name)
         return self
 

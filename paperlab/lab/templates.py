@@ -63,9 +63,13 @@ def pairs(data: dict[str, Any]) -> list[str]:
 
 
 def _merge(base: dict, extra: dict) -> dict:
+    """`extra` over `base`, key by key; a block naming another `kind` (a net) replaces the block whole."""
     out = copy.deepcopy(base)
     for key, value in extra.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
+        if nested and value.get("kind", out[key].get("kind")) != out[key].get("kind"):
+            nested = False
+        out[key] = _merge(out[key], value) if nested else value
     return out
 
 
@@ -170,7 +174,10 @@ def check_methods(spec: RunSpec) -> None:
     get(spec.method)
     parse_params(spec.method, spec.distill)
     for i, stage in enumerate(spec.stages):
-        get(stage.method)
+        taught = bool(get(stage.method).needs)
+        if taught != (stage.teacher is not None):
+            raise BadInput(f"stage {stage.name!r}: method {stage.method!r} "
+                           + ("needs a teacher (add teacher: STAGE)" if taught else "takes no teacher"))
         parse_params(stage.method, spec.params_of(stage),
                      f"stages.{i}.distill" if stage.distill is not None else "distill")
 

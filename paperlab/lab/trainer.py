@@ -122,10 +122,11 @@ def _optimizer(params: list, spec: TrainSpec):
 
 
 def _scheduler(optimizer, spec: TrainSpec):
-    """Stepped once per epoch: cosine, constant or multistep (x gamma at each milestone), with an optional
-    linear warm-up over the first `warmup_epochs`."""
+    """Stepped once per epoch: cosine, constant, multistep (x gamma at each milestone) or exponential
+    (x gamma each epoch), with an optional linear warm-up over the first `warmup_epochs`, and the step
+    scaled by (1 - momentum) where the recipe says so (1207.0580)."""
     sched = torch.optim.lr_scheduler
-    if not spec.warmup_epochs:
+    if not spec.warmup_epochs and spec.schedule != "exponential" and not spec.step_scaled_by_momentum:
         if spec.schedule == "cosine":
             return sched.CosineAnnealingLR(optimizer, T_max=spec.epochs)
         if spec.schedule == "multistep":
@@ -133,12 +134,14 @@ def _scheduler(optimizer, spec: TrainSpec):
         return sched.LambdaLR(optimizer, lambda _: 1.0)
 
     def factor(e: int) -> float:  # e: epochs done so far
-        ramp = min(1.0, (e + 1) / spec.warmup_epochs)
+        ramp = min(1.0, (e + 1) / spec.warmup_epochs) if spec.warmup_epochs else 1.0
         if spec.schedule == "cosine":
-            return ramp * 0.5 * (1 + math.cos(math.pi * e / spec.epochs))
-        if spec.schedule == "multistep":
-            return ramp * spec.gamma ** sum(e >= m for m in spec.milestones)
-        return ramp
+            ramp *= 0.5 * (1 + math.cos(math.pi * e / spec.epochs))
+        elif spec.schedule == "multistep":
+            ramp *= spec.gamma ** sum(e >= m for m in spec.milestones)
+        elif spec.schedule == "exponential":
+            ramp *= spec.gamma ** e
+        return ramp * (1 - spec.momentum_at(e)) if spec.step_scaled_by_momentum else ramp
 
     return sched.LambdaLR(optimizer, factor)
 
@@ -211,6 +214,9 @@ def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: s
             torch.manual_seed(seed * 100_003 + epoch)  # dropout, a method's sampling
             order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7_919 + epoch)).to(device)
             draws = torch.Generator(device=device).manual_seed(seed * 7_919 + epoch)  # augmentation, on the device
+            for group in optimizer.param_groups:
+                if "momentum" in group:
+                    group["momentum"] = spec.momentum_at(epoch - 1)
             model.train()
             objective.train()
             started = time.perf_counter()

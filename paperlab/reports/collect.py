@@ -73,6 +73,7 @@ class ReportData:
     latest: dict[str, dict[str, Any]]  # stage -> run of the newest parent run
     best_distilled: dict[str, Any] | None
     caveats: list[str] = field(default_factory=list)
+    effects: list[tuple[str, Any]] = field(default_factory=list)  # (stage, effect.Summary) over seeds
     classes: tuple[str, ...] = ()
     images: np.ndarray | None = None
     labels: np.ndarray | None = None
@@ -160,6 +161,31 @@ def _claims(runs: list[dict[str, Any]], templates: list[str]) -> list[ClaimRow]:
     return rows
 
 
+def _effects(runs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """Errors saved and gap closed per distilled stage, over every parent run (seed) of the newest run's
+    template and profile whose distilled stage has the newest one's configuration."""
+    from paperlab.lab.effect import effect, summarise
+
+    newest = runs[0]
+    parents: dict[str, dict[str, dict[str, Any]]] = {}
+    for run in reversed(runs):  # oldest first, so a parent keeps its newest run of each stage
+        if (run["template"], run["profile"]) == (newest["template"], newest["profile"]):
+            parents.setdefault(run["parent_run_id"], {})[run["stage"]] = run
+    found: dict[str, list] = {}
+    reference: dict[str, tuple] = {}
+    for stages in reversed(list(parents.values())):  # newest parent first: its configuration is the reference
+        baseline = next((r for r in stages.values() if role_of(r) == "student" and not is_taught(r)), None)
+        for name, run in stages.items():
+            teacher = stages.get(run["tags"].get("paperlab.taught_by", ""))
+            if baseline is None or teacher is None or role_of(run) != "student":
+                continue
+            if reference.setdefault(name, _config(run)) != _config(run):
+                continue
+            found.setdefault(name, []).append(effect(teacher["test_error"], baseline["test_error"],
+                                                     run["test_error"]))
+    return [(name, summarise(effects)) for name, effects in found.items()]
+
+
 def _varying(runs: list[dict[str, Any]]) -> list[str]:
     keys = sorted({k for r in runs for k in r["params"]})
     return [k for k in keys if len({r["params"].get(k) for r in runs}) > 1]
@@ -203,7 +229,7 @@ def collect(settings: Settings, paper: str | None = None, template: str | None =
         for run in {id(r): r for r in [*latest.values(), *([best] if best else [])]}.values():
             _load_logits(tracker, run, Path(tmp))
     data = ReportData(subject, date.today().isoformat(), paper_info, note, templates, _claims(runs, templates),
-                      runs, _varying(runs), latest, best)
+                      runs, _varying(runs), latest, best, effects=_effects(runs))
     _add_dataset(settings, data)
     _add_caveats(data)
     return data

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from paperlab.errors import BadInput
-from paperlab.lab.distillers.base import Distiller, Params, probe, register
+from paperlab.lab.distillers.base import Distiller, Params, probe, register, same_size
 
 
 def attention(f: torch.Tensor, p: float) -> torch.Tensor:
@@ -24,11 +24,7 @@ def attention(f: torch.Tensor, p: float) -> torch.Tensor:
 
 
 def at_loss(fs: torch.Tensor, ft: torch.Tensor, p: float) -> torch.Tensor:
-    hs, ht = fs.shape[-1], ft.shape[-1]
-    if hs > ht:
-        fs = F.adaptive_avg_pool2d(fs, ft.shape[-2:])
-    elif ht > hs:
-        ft = F.adaptive_avg_pool2d(ft, fs.shape[-2:])
+    fs, ft = same_size(fs, ft)
     return (attention(fs, p) - attention(ft, p)).pow(2).mean()
 
 

@@ -87,6 +87,24 @@ def probe(model: nn.Module, info: Info) -> Out:
     return out
 
 
+def same_size(fs: torch.Tensor, ft: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two feature maps brought to one spatial size: the larger is average-pooled to the smaller."""
+    if fs.shape[-1] > ft.shape[-1]:
+        fs = F.adaptive_avg_pool2d(fs, ft.shape[-2:])
+    elif ft.shape[-1] > fs.shape[-1]:
+        ft = F.adaptive_avg_pool2d(ft, fs.shape[-2:])
+    return fs, ft
+
+
+def feature_maps(student: nn.Module, teacher: nn.Module, info: Info, name: str) -> tuple[list, list]:
+    """Both nets' feature maps (probed), refused with a clear message where a net has none."""
+    s, t = probe(student, info).feats, probe(teacher, info).feats
+    if not s or not t or any(f.dim() != 4 for f in s + t):
+        raise BadInput(f"{name}: both nets need convolutional feature maps (an MLP has none); "
+                       f"use a cnn or CIFAR net")
+    return s, t
+
+
 class Distiller(nn.Module):
     Params: ClassVar[type[Params]] = Params
     needs: ClassVar[frozenset[str]] = frozenset({"logits"})  # of the teacher: logits, feats, preact, pooled

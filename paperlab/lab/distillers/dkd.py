@@ -9,6 +9,7 @@ classes), weighted separately, with a linear warm-up over the first epochs.
 Defaults are mdistiller's (alpha 1, beta 8, T 4, warm-up 20 epochs, counted from epoch 1); its CIFAR
 configs set beta per pair (resnet56/20: 2, wrn_40_2/16_2: 6). The non-target distribution is the softmax
 with the target logit masked out (mdistiller subtracts 1000 from it; masking with -inf is the exact form).
+`standardize: true` z-scores both logits first (logit standardisation, arXiv 2403.01427; see kd.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from paperlab.lab.distillers.base import Distiller, Params, register
+from paperlab.lab.distillers.kd import standardize
 
 
 def dkd_terms(s: torch.Tensor, t: torch.Tensor, y: torch.Tensor, temperature: float):
@@ -41,9 +43,11 @@ class DKD(Distiller):
         temperature: float = Field(4.0, gt=0, le=1000)
         warmup: int = Field(20, ge=0)
         ce_weight: float = Field(1.0, ge=0)
+        standardize: bool = False  # logit standardisation (2403.01427), as in kd.py
 
     def forward(self, s, t, b):
-        tckd, nckd = dkd_terms(s.logits, t.logits, b.y, self.p.temperature)
+        zs, zt = (standardize(s.logits), standardize(t.logits)) if self.p.standardize else (s.logits, t.logits)
+        tckd, nckd = dkd_terms(zs, zt, b.y, self.p.temperature)
         ramp = min(b.epoch / self.p.warmup, 1.0) if self.p.warmup else 1.0
         ce = F.cross_entropy(s.logits, b.y)
         return self.p.ce_weight * ce + ramp * (self.p.alpha * tckd + self.p.beta * nckd), \

@@ -1,0 +1,249 @@
+"""The zoo's losses on tiny tensors against values worked out by hand (plain Python, no torch in the sums)."""
+
+import math
+
+import pytest
+import torch
+
+from paperlab.errors import BadInput
+from paperlab.lab.distillers import Batch, get, parse_params
+from paperlab.lab.distillers.cc import cc_loss
+from paperlab.lab.distillers.ctkd import curriculum, reverse_gradient
+from paperlab.lab.distillers.dist import dist_terms
+from paperlab.lab.distillers.kd import standardize
+from paperlab.lab.distillers.nst import poly_mmd
+from paperlab.lab.distillers.pkt import pkt_loss
+from paperlab.lab.distillers.rkd import rkd_terms
+from paperlab.lab.distillers.sp import sp_loss
+from paperlab.lab.distillers.vid import gaussian_nll
+from paperlab.lab.nets import Out
+
+
+def _softmax(values, t=1.0):
+    exps = [math.exp(v / t) for v in values]
+    return [e / sum(exps) for e in exps]
+
+
+def _pearson(a, b):
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b))
+    return cov / math.sqrt(sum((x - ma) ** 2 for x in a) * sum((y - mb) ** 2 for y in b))
+
+
+def _dot(a, b):
+    return sum(x * y for x, y in zip(a, b))
+
+
+def _unit(a):
+    n = math.sqrt(_dot(a, a))
+    return [x / n for x in a]
+
+
+def _batch(y, epoch=1):
+    y = torch.tensor(y)
+    return Batch(torch.zeros(len(y), 1), y, torch.arange(len(y)), epoch, 0.0)
+
+
+def _method(name, params, student=None, teacher=None, info=None):
+    return get(name)(parse_params(name, params), student, teacher, info)
+
+
+S = [[1.0, 2.0, 0.0], [0.5, -1.0, 2.0]]
+T = [[2.0, 1.0, 0.0], [0.0, 0.0, 3.0]]
+
+
+def test_dist_inter_and_intra_are_one_minus_pearson_times_t_squared():
+    t, s3, t3 = 2.0, S + [[0.0, 1.0, 1.5]], T + [[1.0, 2.0, -1.0]]  # three samples: a column of two is +-1
+    ps, pt = [_softmax(r, t) for r in s3], [_softmax(r, t) for r in t3]
+    inter = sum(1 - _pearson(a, b) for a, b in zip(ps, pt)) / 3 * t * t
+    cols = lambda p: [[row[c] for row in p] for c in range(3)]  # noqa: E731
+    intra = sum(1 - _pearson(a, b) for a, b in zip(cols(ps), cols(pt))) / 3 * t * t
+    got = dist_terms(torch.tensor(s3), torch.tensor(t3), t)
+    assert got[0].item() == pytest.approx(inter, rel=1e-5)
+    assert got[1].item() == pytest.approx(intra, rel=1e-5)
+    loss, terms = _method("dist", {"beta": 2, "gamma": 3, "temperature": t, "ce_weight": 0})(
+        Out(torch.tensor(s3)), Out(torch.tensor(t3)), _batch([1, 2, 0]))
+    assert loss.item() == pytest.approx(2 * inter + 3 * intra, rel=1e-5)
+
+
+def test_dist_is_zero_for_a_teacher_equal_up_to_shift():
+    z = torch.tensor(S + [[0.0, 1.0, 1.5]])
+    inter, intra = dist_terms(z, z + 5.0, 4.0)  # a constant shift leaves the softmax unchanged
+    assert inter.item() == pytest.approx(0, abs=1e-4) and intra.item() == pytest.approx(0, abs=1e-4)
+
+
+def test_logit_standardisation_z_scores_each_row_and_ignores_scale():
+    row = [1.0, 2.0, 6.0]
+    mean = sum(row) / 3
+    std = math.sqrt(sum((v - mean) ** 2 for v in row) / 3)  # population std, as the paper writes it
+    assert standardize(torch.tensor([row]))[0].tolist() == pytest.approx([(v - mean) / std for v in row], rel=1e-5)
+    kd = _method("kd", {"temperature": 2.0, "kd_weight": 9.0, "ce_weight": 0.1, "standardize": True})
+    s, t = torch.tensor(S), torch.tensor(T)
+    same, _ = kd(Out(s), Out(3 * t + 1), _batch([1, 2]))   # the teacher's scale and offset do not matter
+    base, terms = kd(Out(s), Out(t), _batch([1, 2]))
+    assert same.item() == pytest.approx(base.item(), rel=1e-5)
+    assert base.item() == pytest.approx(9 * terms["soft"].item() + 0.1 * terms["hard"].item(), rel=1e-6)
+    dkd = _method("dkd", {"standardize": True, "warmup": 0})
+    assert dkd(Out(s), Out(3 * t + 1), _batch([1, 2]))[0].item() == pytest.approx(
+        dkd(Out(s), Out(t), _batch([1, 2]))[0].item(), rel=1e-5)
+
+
+def test_kd_weights_are_alpha_or_both_explicit():
+    with pytest.raises(BadInput, match="alpha"):
+        parse_params("kd", {"temperature": 4})
+    with pytest.raises(BadInput, match="both"):
+        parse_params("kd", {"temperature": 4, "kd_weight": 9})
+
+
+def test_ctkd_temperature_rises_against_the_student_by_a_reversed_gradient():
+    x = torch.tensor(2.0, requires_grad=True)
+    (reverse_gradient(x, 0.5) * 3).backward()
+    assert x.grad.item() == pytest.approx(-1.5)
+    assert curriculum(0, 10, 1.0) == 0 and curriculum(5, 10, 1.0) == pytest.approx(0.5)
+    assert curriculum(10, 10, 1.0) == pytest.approx(1.0) and curriculum(30, 10, 1.0) == pytest.approx(1.0)
+    ctkd = _method("ctkd", {})
+    loss, terms = ctkd(Out(torch.tensor(S)), Out(torch.tensor(T)), _batch([1, 2], epoch=5))
+    assert terms["tau"].item() == pytest.approx(11.0)  # 1 + 20 * sigmoid(0)
+    loss.backward()
+    # theta moves so as to raise the KD loss: its gradient has the opposite sign of d(loss)/d(theta)
+    theta = ctkd.theta.detach().clone().requires_grad_(True)
+    tau = 1 + 20 * torch.sigmoid(theta)
+    from paperlab.lab.distillers.kd import soft_kl
+
+    (0.9 * soft_kl(torch.tensor(S), torch.tensor(T), tau)).backward()
+    assert ctkd.theta.grad.item() == pytest.approx(-0.5 * theta.grad.item(), rel=1e-5)
+
+
+def test_tfkd_virtual_teacher_by_hand():
+    t, a = 2.0, 0.9
+    virtual = [[0.05, 0.9, 0.05], [0.05, 0.05, 0.9]]
+    reg = 0.0
+    for s_row, v_row in zip(S, virtual):
+        p_v, p_s = _softmax(v_row, t), _softmax(s_row, t)
+        reg += sum(pv * math.log(pv / qs) for pv, qs in zip(p_v, p_s))
+    reg = reg / 2 * t * t
+    loss, terms = _method("tfkd", {"correct_prob": a, "temperature": t, "alpha": 1.0})(
+        Out(torch.tensor(S)), None, _batch([1, 2]))
+    assert terms["reg"].item() == pytest.approx(reg, rel=1e-5) and loss.item() == pytest.approx(reg, rel=1e-5)
+
+
+def test_sp_by_hand():
+    fs = [[1.0, 0.0], [1.0, 1.0]]
+    ft = [[0.0, 2.0], [1.0, 0.0]]
+
+    def g_hat(f):
+        g = [[_dot(a, b) for b in f] for a in f]
+        return [_unit(row) for row in g]
+
+    gs, gt = g_hat(fs), g_hat(ft)
+    by_hand = sum((gs[i][j] - gt[i][j]) ** 2 for i in range(2) for j in range(2)) / 4
+    got = sp_loss(torch.tensor(fs).view(2, 2, 1, 1), torch.tensor(ft).view(2, 2, 1, 1))
+    assert got.item() == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_pkt_by_hand():
+    fs = [[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+    ft = [[1.0, 0.2], [0.3, 1.0], [-1.0, 0.5]]
+
+    def probs(f):
+        u = [_unit(v) for v in f]
+        k = [[(_dot(a, b) + 1) / 2 for b in u] for a in u]
+        return [[x / sum(row) for x in row] for row in k]
+
+    ps, pt = probs(fs), probs(ft)
+    by_hand = sum(pt[i][j] * math.log(pt[i][j] / ps[i][j]) for i in range(3) for j in range(3)) / 3
+    assert pkt_loss(torch.tensor(fs), torch.tensor(ft)).item() == pytest.approx(by_hand, rel=1e-4)
+
+
+def test_rkd_distance_and_angle_by_hand():
+    es = [[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]]
+    et = [[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]]
+
+    def dists(e):
+        d = [[math.dist(a, b) for b in e] for a in e]
+        mu = sum(d[i][j] for i in range(3) for j in range(3) if i != j) / 6
+        return [x / mu for row in d for x in row]
+
+    def angs(e):
+        out = []
+        for j in range(3):
+            for i in range(3):
+                for k in range(3):
+                    a = [x - y for x, y in zip(e[i], e[j])]
+                    c = [x - y for x, y in zip(e[k], e[j])]
+                    na, nc = math.sqrt(_dot(a, a)), math.sqrt(_dot(c, c))
+                    out.append(_dot(a, c) / (na * nc) if na and nc else 0.0)
+        return out
+
+    huber = lambda xs, ys: sum(0.5 * (x - y) ** 2 if abs(x - y) < 1 else abs(x - y) - 0.5  # noqa: E731
+                               for x, y in zip(xs, ys)) / len(xs)
+    dist, angle = rkd_terms(torch.tensor(es), torch.tensor(et))
+    assert dist.item() == pytest.approx(huber(dists(es), dists(et)), rel=1e-5)
+    assert angle.item() == pytest.approx(huber(angs(es), angs(et)), rel=1e-5)
+
+
+def test_nst_polynomial_mmd_by_hand():
+    s = [[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 1.0]]        # one sample, two channels, 2x2 positions
+    t = [[1.0, 1.0, 0.0, 0.0], [2.0, 0.0, 0.0, 1.0], [0.0, 0.0, 3.0, 0.0]]  # three channels
+    us, ut = [_unit(c) for c in s], [_unit(c) for c in t]
+    k = lambda a, b: sum(_dot(x, y) ** 2 for x in a for y in b) / (len(a) * len(b))  # noqa: E731
+    by_hand = k(us, us) + k(ut, ut) - 2 * k(us, ut)
+    got = poly_mmd(torch.tensor(s).view(1, 2, 2, 2), torch.tensor(t).view(1, 3, 2, 2))
+    assert got.item() == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_cc_gaussian_correlation_by_hand():
+    es = [_unit([1.0, 0.0]), _unit([1.0, 1.0])]
+    et = [_unit([0.0, 1.0]), _unit([1.0, 0.0])]
+    g = 0.4
+    c = lambda e: [[math.exp(-g * math.dist(a, b) ** 2) for b in e] for a in e]  # noqa: E731
+    cs, ct = c(es), c(et)
+    by_hand = sum((cs[i][j] - ct[i][j]) ** 2 for i in range(2) for j in range(2)) / 4
+    assert cc_loss(torch.tensor(es), torch.tensor(et), g).item() == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_vid_gaussian_negative_log_likelihood_by_hand():
+    target, mean, var = [1.0, 3.0], [0.0, 1.0], [2.0, 4.0]  # one sample, two channels, one position
+    by_hand = sum(0.5 * (math.log(v) + (x - m) ** 2 / v) for x, m, v in zip(target, mean, var)) / 2
+    got = gaussian_nll(torch.tensor(target).view(1, 2, 1, 1), torch.tensor(mean).view(1, 2, 1, 1),
+                       torch.tensor(var))
+    assert got.item() == pytest.approx(by_hand, rel=1e-6)
+    vid = _method("vid", {"init_var": 5.0}, *_cnn_pair())
+    assert (torch.nn.functional.softplus(vid.regressors[0].raw_var) + 1e-5).tolist() == pytest.approx([5.0] * 32)
+
+
+def _cnn_pair():
+    from paperlab.lab.distillers import Info
+    from paperlab.lab.nets import build
+    from paperlab.lab.spec import CNNSpec
+
+    torch.manual_seed(0)
+    shape = (1, 8, 8)
+    student = build(CNNSpec(kind="cnn", channels=[4, 8, 16]), shape, 10)
+    teacher = build(CNNSpec(kind="cnn", channels=[16, 32, 64]), shape, 10)
+    return student, teacher, Info(shape, 10, torch.zeros(20, dtype=torch.long))
+
+
+@pytest.mark.parametrize("name", ["sp", "cc", "vid", "rkd", "pkt", "nst", "dist", "ctkd"])
+def test_each_feature_method_trains_its_student_and_its_own_parts(name):
+    """One step on a real CNN pair: the loss is finite and gradients reach the student and the method."""
+    student, teacher, info = _cnn_pair()
+    method = get(name)(parse_params(name, {}), student, teacher, info)
+    x, y = torch.randn(6, 1, 8, 8), torch.tensor([0, 1, 2, 3, 4, 5])
+    with torch.no_grad():
+        t_out = teacher(x, features=True)
+    loss, terms = method(student(x, features=True), t_out, _batch(y.tolist()))
+    assert torch.isfinite(loss) and all(torch.isfinite(v) for v in terms.values())
+    loss.backward()
+    assert all(p.grad is not None for p in student.parameters())
+    assert all(p.grad is not None for p in method.parameters())
+
+
+def test_feature_methods_refuse_an_mlp_with_a_clear_message():
+    from paperlab.lab.distillers import Info
+    from paperlab.lab.nets import build
+    from paperlab.lab.spec import MLPSpec
+
+    mlp = build(MLPSpec(kind="mlp", hidden=[8]), (1, 8, 8), 10)
+    with pytest.raises(BadInput, match="feature maps"):
+        _method("nst", {}, mlp, mlp, Info((1, 8, 8), 10, torch.zeros(2, dtype=torch.long)))
