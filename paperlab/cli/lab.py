@@ -117,7 +117,7 @@ def run(
     table(["stage", "test errors (best epoch)", "last epoch", "test acc", "best epoch", "time", "paper's claim"],
           rows, title=f"{spec.name} / {spec.profile} on {spec.dataset} ({result.device}); test errors are counts; "
                       f"MLflow parent run {result.parent_run_id}")
-    for line in _effects(result.stages):
+    for line in [*_effects(result.stages), *result.findings]:
         print(line)
 
 

@@ -50,6 +50,7 @@ class RunResult:
     device: str
     dataset: str
     notes: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # measured after training (a bias shift), for the table
 
 
 def _hash(*parts) -> str:
@@ -88,6 +89,7 @@ class Run:
             torch.use_deterministic_algorithms(True)
         self.data = dataset or datasets.load(spec.dataset, data_dir, settings.data_dir)
         self.notes = [self.data.note] if self.data.note and dataset is None else []
+        self.findings: list[str] = []
         for note in self.notes:
             print(f"note: {note}", file=sys.stderr)
         self.retrain = retrain
@@ -234,7 +236,7 @@ class Run:
         for leftover in self.run_dir.glob("*.weights.pt"):
             leftover.unlink()
         self.lock.release()
-        return RunResult(self.parent, results, str(self.device), self.spec.dataset, self.notes)
+        return RunResult(self.parent, results, str(self.device), self.spec.dataset, self.notes, self.findings)
 
     def _stage_tags(self, stage: StageSpec) -> dict[str, str]:
         return {**self.tags, "paperlab.stage": stage.name, "paperlab.role": stage.model,
@@ -258,7 +260,7 @@ class Run:
             params = distillers.parse_params(stage.method, self.spec.params_of(stage))
             objective = method(params, model, teacher, self.info).to(self.device)
             augment = self._augment(stage.model)
-            tensors = self.tensors
+            tensors = self._transfer_set(stage)
             if teacher is not None and not (objective.needs & distillers.FEATURES) and not augment.shift \
                     and not augment.flip:  # the teacher sees the same inputs every epoch: its logits once
                 tensors = replace(tensors, teacher_train=trainer.predict(teacher, tensors.x_train))
@@ -273,6 +275,8 @@ class Run:
                               augment=augment, teacher=teacher, checkpoint=checkpoint, resume=True, on_epoch=log)
             last_logits = trainer.predict(model, self.x_test)
             model.load_state_dict(fit.best_state)
+            if stage.shift_classes:
+                self._bias_shift(stage, run_id, model)
             result = self._finish(stage, run_id, model, last_logits, fit.best_epoch, len(fit.history), started)
         except BaseException:
             self.tracker.finish(run_id, "KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
@@ -284,6 +288,41 @@ class Run:
             trainer.save_atomic(fit.best_state, self.run_dir / f"{stage.name}.weights.pt")
         checkpoint.unlink(missing_ok=True)
         return result
+
+    def _transfer_set(self, stage: StageSpec) -> trainer.Tensors:
+        if not stage.omit_classes:
+            return self.tensors
+        t = self.tensors
+        keep = ~torch.isin(t.y_train, torch.tensor(stage.omit_classes, device=t.y_train.device))
+        if not bool(keep.any()):
+            raise PaperlabError(f"stage {stage.name!r}: omit_classes leaves no training examples")
+        return replace(t, x_train=t.x_train[keep], y_train=t.y_train[keep])
+
+    def _bias_shift(self, stage: StageSpec, run_id: str, model) -> None:
+        """Choose the shift of `shift_classes` on the validation split; log test errors before and after,
+        overall and on those classes, and the same for the paper's own shift where the stage gives it."""
+        from paperlab.lab import bias
+
+        classes, t = stage.shift_classes, self.tensors
+        chosen = bias.choose(trainer.predict(model, t.x_val), t.y_val, classes)
+        logits, y = trainer.predict(model, self.x_test), self.y_test
+        metrics = {"bias_shift": chosen, "test_error_unshifted": bias.errors(logits, y),
+                   "test_error_on_shifted_classes_unshifted": bias.on_classes(logits, y, classes),
+                   "test_error_shifted": bias.errors(logits, y, classes, chosen),
+                   "test_error_on_shifted_classes": bias.on_classes(logits, y, classes, chosen)}
+        if stage.paper_shift is not None:
+            metrics.update({"test_error_paper_shift": bias.errors(logits, y, classes, stage.paper_shift),
+                            "test_error_on_shifted_classes_paper_shift":
+                                bias.on_classes(logits, y, classes, stage.paper_shift)})
+        self.tracker.metrics(run_id, metrics)
+        self.findings.append(f"{stage.name}: bias of classes {classes} shifted by {chosen:+.1f} (chosen on the "
+                          f"validation split): test errors {metrics['test_error_unshifted']} -> "
+                          f"{metrics['test_error_shifted']}, on those classes "
+                          f"{metrics['test_error_on_shifted_classes_unshifted']} -> "
+                          f"{metrics['test_error_on_shifted_classes']}"
+                          + ("" if stage.paper_shift is None else
+                             f"; with the paper's {stage.paper_shift:+g}: {metrics['test_error_paper_shift']} "
+                             f"({metrics['test_error_on_shifted_classes_paper_shift']} on those classes)"))
 
     def _finish(self, stage, run_id, model, last_logits, best_epoch, epochs, started, reused=False) -> StageResult:
         logits = trainer.predict(model, self.x_test)

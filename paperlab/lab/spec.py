@@ -95,11 +95,16 @@ class StageSpec(Strict):
     teacher: str | None = None
     distill: dict[str, Any] | None = None  # this stage's method parameters; default: the run's `distill`
     cache: bool | None = None  # default: a stage without a teacher is cached by what made it
+    omit_classes: list[int] = []      # left out of this stage's training (transfer) set; validation keeps all
+    shift_classes: list[int] = []     # classes whose output bias is shifted after training (lab/bias.py)
+    paper_shift: float | None = None  # the paper's own shift, whose test result is logged beside ours
 
 
 class Claim(Strict):
     stage: str
-    metric: Literal["test_error", "top1"] = "test_error"  # top1: test accuracy in percent
+    # top1: test accuracy in percent; the others: test errors after a stage's bias shift (lab/bias.py)
+    metric: Literal["test_error", "top1", "test_error_shifted", "test_error_on_shifted_classes",
+                    "test_error_on_shifted_classes_unshifted"] = "test_error"
     value: float
     tolerance: float = Field(ge=0)
     dataset: str

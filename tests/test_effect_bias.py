@@ -1,0 +1,55 @@
+"""The two figures of what distillation did, and the bias shift of the mythical-digit experiment, on
+constructed numbers; then the omit-3 template end to end on digits."""
+
+import pytest
+import torch
+
+from paperlab.lab import bias
+from paperlab.lab.effect import effect, summarise
+
+
+def test_errors_saved_and_gap_closed_by_hand():
+    e = effect(teacher=67, baseline=146, distilled=74)  # the paper's MNIST numbers
+    assert e.saved == 72 and e.gap_closed == pytest.approx(72 / 79)
+    hurt = effect(teacher=58, baseline=69, distilled=111)  # our old smoke profile
+    assert hurt.saved == -42 and hurt.gap_closed == pytest.approx(-42 / 11)
+    assert effect(teacher=80, baseline=70, distilled=60).gap_closed is None  # no gap: teacher no better
+
+
+def test_summary_over_seeds_has_mean_std_and_wins():
+    s = summarise([effect(10, 20, 15), effect(10, 20, 25), effect(10, 30, 20)])
+    assert s.n == 3 and s.saved == pytest.approx((5 - 5 + 10) / 3) and s.wins == 2
+    assert s.gap_closed == pytest.approx((0.5 - 0.5 + 0.5) / 3)
+    assert s.saved_std == pytest.approx(torch.tensor([5.0, -5.0, 10.0]).std().item())
+    text = s.text()
+    assert "saves 3.33 ± 7.6 errors" in text and "closes 17% ± 58%" in text and "in 2 of 3" in text
+    assert summarise([effect(10, 20, 21)]).text().startswith("adds 1 error against")
+    assert "no gap to close" in summarise([effect(30, 20, 21)]).text()
+
+
+def test_bias_shift_is_chosen_on_the_given_logits_and_counts_errors_by_class():
+    # three examples of class 1 that the model under-rates by 2, and two of class 0 it gets right
+    logits = torch.tensor([[3.0, 1.5], [3.0, 1.2], [2.0, 1.0], [4.0, 0.0], [3.0, 0.0]])
+    y = torch.tensor([1, 1, 1, 0, 0])
+    assert bias.errors(logits, y) == 3 and bias.on_classes(logits, y, [1]) == 3
+    shift = bias.choose(logits, y, [1])
+    assert shift == pytest.approx(1.9)  # the smallest shift that puts all three 1s right and no 0 wrong
+    assert bias.errors(logits, y, [1], shift) == 0
+    assert bias.errors(logits, y, [1], 3.5) == 1  # too far: the 0 at (3, 0) now reads as a 1
+    assert bias.on_classes(logits, y, [1], 3.5) == 0
+    assert bias.choose(torch.tensor([[0.0, 1.0]]), torch.tensor([1]), [1]) == 0.0  # ties: the smallest |shift|
+
+
+def test_omit3_leaves_threes_out_of_the_transfer_set_and_logs_the_shift(cli, home):
+    from mlflow.tracking import MlflowClient
+
+    r = cli("run", "kd-hinton-omit3", "--profile", "smoke", "--device", "cpu", "--json")
+    assert r.code == 0, r.err
+    kd = r.json()["stages"][2]
+    metrics = MlflowClient(f"sqlite:///{home / 'mlflow.db'}").get_run(kd["run_id"]).data.metrics
+    assert metrics["test_error_unshifted"] == kd["test_error"]
+    assert metrics["test_error_on_shifted_classes_unshifted"] > 20  # of about 50 test 3s: most are missed
+    assert metrics["test_error_on_shifted_classes"] < metrics["test_error_on_shifted_classes_unshifted"]
+    assert -10 <= metrics["bias_shift"] <= 10 and "test_error_paper_shift" in metrics
+    table = cli("run", "kd-hinton-omit3", "--profile", "smoke", "--device", "cpu")
+    assert "bias of classes [3] shifted by" in table.out and "chosen on the validation split" in table.out
