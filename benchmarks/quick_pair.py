@@ -1,7 +1,7 @@
 """The quick profile's pair over seeds: teacher, baseline student and each method template, as a Markdown
 table of test accuracy (mean ± std over seeds) and the share of the teacher-student gap each method closes.
 
-    python benchmarks/quick_pair.py --seeds 3            # about 50 min on 2 CPU cores
+    python benchmarks/quick_pair.py --seeds 3            # about 50 min per 5 methods on 2 CPU cores
 Every template shares the quick pair, so each seed trains one teacher and one baseline (cached); runs are
 made with --resume, so a second call with the same --home picks up finished runs instead of repeating them."""
 
@@ -16,7 +16,8 @@ import sys
 import tempfile
 import time
 
-TEMPLATES = ["kd-cifar", "fitnet", "at", "dkd", "crd"]
+TEMPLATES = ["kd-cifar", "fitnet", "at", "dkd", "crd", "sp", "cc", "vid", "rkd", "pkt", "nst", "dist", "ctkd",
+             "kd-ls", "dkd-ls"]  # the single-teacher methods on CRD's pair
 
 
 def main() -> None:
@@ -24,30 +25,38 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--home", default=None, help="workspace (default: a temporary folder)")
+    parser.add_argument("--templates", default=",".join(TEMPLATES))
     args = parser.parse_args()
     home = args.home or tempfile.mkdtemp(prefix="paperlab-quick-")
     env = {**os.environ, "PAPERLAB_HOME": home}
     acc: dict[str, list[float]] = {}
     seconds: dict[str, list[float]] = {}
+    templates = args.templates.split(",")
+    errors: dict[tuple[str, int], int] = {}
     for seed in range(args.seeds):
-        for name in TEMPLATES:
+        for name in templates:
             started = time.perf_counter()
             out = subprocess.run([sys.executable, "-m", "paperlab", "run", name, "--profile", args.profile,
                                   "--device", "cpu", "--seed", str(seed), "--json", "--resume"], env=env, capture_output=True,
                                  text=True, check=True)
             stages = json.loads(out.stdout)["stages"]
             # teacher and baseline are the same cached runs for every template of a seed: count them once
-            for stage in stages if name == TEMPLATES[0] else stages[2:]:
-                acc.setdefault(stage["stage"], []).append(100 * stage["test_acc"])
-                seconds.setdefault(stage["stage"], []).append(stage["wall_seconds"])
+            for stage in stages if name == templates[0] else stages[2:]:
+                label = stage["stage"] if stage["stage"] in ("teacher", "student") else name
+                acc.setdefault(label, []).append(100 * stage["test_acc"])
+                seconds.setdefault(label, []).append(stage["wall_seconds"])
+                errors[(label, seed)] = stage["test_error"]
             print(f"seed {seed} {name}: {time.perf_counter() - started:.0f}s", file=sys.stderr, flush=True)
+    from paperlab.lab.effect import effect, summarise
+
     mean = {k: statistics.fmean(v) for k, v in acc.items()}
-    gap = mean["teacher"] - mean["student"]
-    print("| stage | test accuracy % (mean ± std, n) | share of the teacher-student gap closed | s per run |")
+    print("| stage | test accuracy % (mean ± std, n) | against the baseline, per seed | s per run |")
     print("| --- | --- | --- | --- |")
     for label, values in acc.items():
         std = statistics.stdev(values) if len(values) > 1 else 0.0
-        closed = "" if label in ("teacher", "student") else f"{(mean[label] - mean['student']) / gap:+.0%}"
+        closed = "" if label in ("teacher", "student") else summarise(
+            [effect(errors[("teacher", s)], errors[("student", s)], errors[(label, s)])
+             for s in range(args.seeds)]).text()
         print(f"| {label} | {mean[label]:.2f} ± {std:.2f} ({len(values)}) | {closed} | "
               f"{statistics.fmean(seconds[label]):.0f} |")
 

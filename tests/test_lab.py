@@ -184,3 +184,40 @@ def test_a_method_without_a_teacher_runs_as_its_own_family(cli):
     assert all(s["test_error"] < 450 for s in stages)
     bad = cli("run", "tfkd", "--profile", "smoke", "--set", "stages=[{name: s, model: student, method: kd}]")
     assert bad.code == 2 and "method 'kd' needs a teacher" in bad.err
+
+
+def test_multi_model_graphs_track_one_child_per_model_and_resume_a_cohort_after_kill_9(cli, sh, home, tmp_path):
+    """An ensemble of three cached teachers, then a DML cohort killed mid-stage and resumed exactly."""
+    from mlflow.tracking import MlflowClient
+
+    r = cli("run", "ensemble-kd", "--profile", "smoke", "--device", "cpu", "--json")
+    assert r.code == 0, r.err
+    stages = {s["stage"]: s for s in r.json()["stages"]}
+    assert stages["ensemble"]["test_error"] <= max(stages[f"teacher{i}"]["test_error"] for i in (1, 2, 3))
+    assert len({stages[f"teacher{i}"]["test_error"] for i in (1, 2, 3)} | {-1}) >= 3  # three seeds, not one net
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    parent = r.json()["parent_run_id"]
+    children = client.search_runs([client.get_run(parent).info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{parent}'")
+    assert sorted(c.data.tags["paperlab.stage"] for c in children) == sorted(stages)
+
+    args = ["run", "dml", "--profile", "smoke", "--device", "cpu", "--json", "--set", "train.epochs=20"]
+    reference = sh(*args, env={"PAPERLAB_HOME": str(tmp_path / "reference")})
+    assert reference.code == 0, reference.err
+    proc = subprocess.Popen([sys.executable, "-m", "paperlab", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=os.environ.copy())
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(home.glob("runs/dml-*/dml.ckpt")):
+        time.sleep(0.02)
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    resumed = sh(*args, "--resume")
+    assert resumed.code == 0, resumed.err
+    assert "dml      epoch   1/20" not in resumed.err
+    assert ([s["test_error"] for s in resumed.json()["stages"]]
+            == [s["test_error"] for s in reference.json()["stages"]])
+    parent = resumed.json()["parent_run_id"]
+    peers = client.search_runs([client.get_run(parent).info.experiment_id],
+                               f"tags.mlflow.parentRunId = '{parent}' and tags.`paperlab.cohort` = 'dml'")
+    assert sorted(p.data.tags["paperlab.stage"] for p in peers) == ["dml-peer1", "dml-peer2"]

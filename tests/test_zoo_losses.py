@@ -224,7 +224,7 @@ def _cnn_pair():
     return student, teacher, Info(shape, 10, torch.zeros(20, dtype=torch.long))
 
 
-@pytest.mark.parametrize("name", ["sp", "cc", "vid", "rkd", "pkt", "nst", "dist", "ctkd"])
+@pytest.mark.parametrize("name", ["sp", "cc", "vid", "rkd", "pkt", "nst", "dist", "ctkd", "byot"])
 def test_each_feature_method_trains_its_student_and_its_own_parts(name):
     """One step on a real CNN pair: the loss is finite and gradients reach the student and the method."""
     student, teacher, info = _cnn_pair()
@@ -247,3 +247,56 @@ def test_feature_methods_refuse_an_mlp_with_a_clear_message():
     mlp = build(MLPSpec(kind="mlp", hidden=[8]), (1, 8, 8), 10)
     with pytest.raises(BadInput, match="feature maps"):
         _method("nst", {}, mlp, mlp, Info((1, 8, 8), 10, torch.zeros(2, dtype=torch.long)))
+
+
+# -- methods with several models ---------------------------------------------------------------------------
+def test_dml_each_peer_learns_from_labels_and_the_others_by_hand():
+    from paperlab.lab.distillers.dml import mutual_terms
+
+    peers = [torch.tensor([S[0]]), torch.tensor([T[0]]), torch.tensor([[0.0, 0.0, 1.0]])]
+    probs = [_softmax(p[0].tolist()) for p in peers]
+    kl = lambda p, q: sum(a * math.log(a / b) for a, b in zip(p, q))  # noqa: E731
+    by_hand = 0.0
+    for i in range(3):
+        ce = -math.log(probs[i][1])
+        by_hand += ce + 0.5 * sum(kl(probs[j], probs[i]) for j in range(3) if j != i) / 2
+    loss, _, _ = mutual_terms(peers, torch.tensor([1]), 1.0, 0.5)
+    assert loss.item() == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_ensemble_logits_are_the_log_of_the_mean_probability():
+    from paperlab.lab.nets import Ensemble
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, row):
+            super().__init__()
+            self.row = torch.tensor([row])
+
+        def forward(self, x, features=False):
+            return self.row.expand(len(x), -1)
+
+    ens = Ensemble([Fixed(S[0]), Fixed(T[0])])
+    mean = [(a + b) / 2 for a, b in zip(_softmax(S[0]), _softmax(T[0]))]
+    assert torch.softmax(ens(torch.zeros(1, 1)), 1)[0].tolist() == pytest.approx(mean, rel=1e-6)
+
+
+def test_mean_teacher_ema_update_and_rampup_by_hand():
+    from paperlab.lab.distillers.mean_teacher import ema_update, rampup
+
+    student, teacher = torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        student.weight.fill_(2.0)
+        teacher.weight.fill_(1.0)
+    ema_update(teacher, student, 0.9)
+    assert teacher.weight.item() == pytest.approx(0.9 * 1.0 + 0.1 * 2.0)
+    assert rampup(0, 5) == pytest.approx(math.exp(-5)) and rampup(5, 5) == 1.0 and rampup(3, 0) == 1.0
+
+
+def test_mean_teacher_learns_labels_only_where_kept():
+    student, _, info = _cnn_pair()
+    mt = _method("mean-teacher", {"labeled": 5, "weight": 0.0}, student, None, info)
+    assert int(mt.is_labeled.sum()) == 5
+    x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
+    index = torch.nonzero(~mt.is_labeled)[:4, 0]  # four unlabelled examples: no label term at all
+    loss, terms = mt(Out(student(x)), None, Batch(x, y, index, 1, 0.0))
+    assert terms["ce"].item() == 0.0 and loss.item() == 0.0

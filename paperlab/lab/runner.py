@@ -163,22 +163,34 @@ class Run:
         os.replace(tmp, self.run_dir / "state.json")
 
     # -- models -----------------------------------------------------------------------------------------
-    def _net(self, role: str) -> torch.nn.Module:
-        torch.manual_seed(self.spec.seed * 1_000 + (1 if role == "teacher" else 2))  # baseline and methods: same init
-        model_spec = getattr(self.spec, role)
-        return nets.build(model_spec.net, tuple(self.data.x_train.shape[1:]), len(self.data.classes)).to(self.device)
+    def _net(self, role: str, offset: int = 0) -> torch.nn.Module:
+        """One net of a model; seeded by role and offset, so the baseline and every method start alike."""
+        role_id = {"teacher": 1, "student": 2}.get(role) or 3 + sorted(self.spec.models).index(role)
+        torch.manual_seed(self.spec.seed * 1_000 + role_id + 100 * offset)
+        shape, classes = tuple(self.data.x_train.shape[1:]), len(self.data.classes)
+        return nets.build(self.spec.model_spec(role).net, shape, classes).to(self.device)
+
+    def _build(self, stage: StageSpec) -> torch.nn.Module:
+        """A stage's model before training: one net, a cohort of peers, or the ensemble of earlier stages."""
+        if stage.ensemble:
+            return nets.Ensemble([self._model_of(name) for name in stage.ensemble])
+        if stage.peers > 1:
+            return nets.Cohort([self._net(stage.model, stage.seed_offset + 17 * i) for i in range(stage.peers)])
+        return self._net(stage.model, stage.seed_offset)
 
     def _augment(self, role: str) -> trainer.Augment:
-        m = getattr(self.spec, role)
+        m = self.spec.model_spec(role)
         return trainer.Augment(m.shift, m.flip, self.fill if m.shift else None)
 
     def _cache_file(self, stage: StageSpec) -> Path:
         """Keyed by what made the model (net, augmentation, recipe, data, seed, device), not by the template:
         ten methods on one pair train one teacher."""
         spec = self.spec
-        key = _hash(stage.model, getattr(spec, stage.model).model_dump(), stage.method, spec.params_of(stage),
-                    spec.train.model_dump(), spec.normalize, self.data.checksum, spec.seed, self.device.type)
-        return self.settings.cache_dir / "teachers" / f"{getattr(spec, stage.model).net.kind}-{key}.pt"
+        model = spec.model_spec(stage.model)
+        shape = (stage.seed_offset, stage.peers) if (stage.seed_offset, stage.peers) != (0, 1) else ()
+        key = _hash(stage.model, model.model_dump(), stage.method, spec.params_of(stage), spec.train.model_dump(),
+                    spec.normalize, self.data.checksum, spec.seed, self.device.type, *shape)
+        return self.settings.cache_dir / "teachers" / f"{model.net.kind}-{key}.pt"
 
     def _read_cache(self, stage: StageSpec) -> dict | None:
         path = self._cache_file(stage)
@@ -198,6 +210,9 @@ class Run:
         if name in self.models:
             return self.models[name]
         stage = self.spec.stage(name)
+        if stage.ensemble:
+            self.models[name] = self._build(stage)
+            return self.models[name]
         saved = self.run_dir / f"{name}.weights.pt"
         cached = self._read_cache(stage) if self.spec.cached(stage) else None
         state = cached["state_dict"] if cached else (
@@ -206,7 +221,7 @@ class Run:
             self.state["stages"][name] = asdict(self._stage(stage))
             self._save_state()
             return self.models[name]
-        model = self._net(stage.model)
+        model = self._build(stage)
         model.load_state_dict(state)
         self.models[name] = model
         return model
@@ -241,7 +256,7 @@ class Run:
     def _stage_tags(self, stage: StageSpec) -> dict[str, str]:
         return {**self.tags, "paperlab.stage": stage.name, "paperlab.role": stage.model,
                 "paperlab.method": stage.method, "paperlab.taught_by": stage.teacher or "",
-                "paperlab.net": getattr(self.spec, stage.model).net.kind}
+                "paperlab.net": self.spec.model_spec(stage.model).net.kind}
 
     def _stage(self, stage: StageSpec) -> StageResult:
         cacheable = self.spec.cached(stage)
@@ -249,12 +264,14 @@ class Run:
         if cached is not None:
             return self._reuse(stage, cached)
         started = time.perf_counter()
+        if stage.ensemble:
+            return self._evaluate_ensemble(stage, started)
         run_id = self.state.get("running", {}).get(stage.name) or self.tracker.start(
             self.experiment, stage.name, self._stage_tags(stage), parent=self.parent)
         self.state.setdefault("running", {})[stage.name] = run_id
         self._save_state()
         try:
-            model = self._net(stage.model)
+            model = self._build(stage)
             teacher = self._model_of(stage.teacher) if stage.teacher else None
             method = distillers.get(stage.method)
             params = distillers.parse_params(stage.method, self.spec.params_of(stage))
@@ -278,6 +295,8 @@ class Run:
             if stage.shift_classes:
                 self._bias_shift(stage, run_id, model)
             result = self._finish(stage, run_id, model, last_logits, fit.best_epoch, len(fit.history), started)
+            if stage.peers > 1:
+                self._track_peers(stage, model)
         except BaseException:
             self.tracker.finish(run_id, "KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
             raise
@@ -349,9 +368,30 @@ class Run:
         self.tracker.finish(run_id)
         return result
 
+    def _evaluate_ensemble(self, stage: StageSpec, started: float) -> StageResult:
+        """An ensemble trains nothing: it is evaluated and tracked like any stage."""
+        model = self._model_of(stage.name)
+        run_id = self.tracker.start(self.experiment, stage.name, {**self._stage_tags(stage),
+                                    "paperlab.ensemble": ",".join(stage.ensemble)}, parent=self.parent)
+        self.tracker.params(run_id, _flat(self.spec))
+        return self._finish(stage, run_id, model, trainer.predict(model, self.x_test), 0, 0, started)
+
+    def _track_peers(self, stage: StageSpec, cohort) -> None:
+        """One child run per peer of a cohort, each with its own test errors."""
+        errors: list[str] = []
+        for i, peer in enumerate(cohort.peers):
+            peer_stage = stage.model_copy(update={"name": f"{stage.name}-peer{i + 1}", "peers": 1})
+            run_id = self.tracker.start(self.experiment, peer_stage.name, {
+                **self._stage_tags(peer_stage), "paperlab.cohort": stage.name}, parent=self.parent)
+            self.tracker.params(run_id, _flat(self.spec))
+            done = self._finish(peer_stage, run_id, peer, trainer.predict(peer, self.x_test), 0, 0,
+                                time.perf_counter())
+            errors.append(str(done.test_error))
+        self.findings.append(f"{stage.name}: test errors per peer (one MLflow child run each): {', '.join(errors)}")
+
     def _reuse(self, stage: StageSpec, cached: dict) -> StageResult:
         started = time.perf_counter()
-        model = self._net(stage.model)
+        model = self._build(stage)
         model.load_state_dict(cached["state_dict"])
         self.models[stage.name] = model
         run_id = self.tracker.start(self.experiment, stage.name, {

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator,
 NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"  # template and stage names: they become folder and MLflow names
 CIFAR_NETS = ("resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet8x4",
               "resnet32x4", "wrn_16_1", "wrn_16_2", "wrn_40_1", "wrn_40_2", "vgg8", "vgg11", "vgg13")
-MODELS = ("teacher", "student")
 
 
 class Strict(BaseModel):
@@ -88,9 +87,15 @@ class TrainSpec(Strict):
 
 
 class StageSpec(Strict):
-    """One trained model. `teacher` names an earlier stage whose model teaches this one through `method`."""
+    """One trained model. `teacher` names an earlier stage whose model teaches this one through `method`.
+    `model` is teacher, student or a name under the run's `models:` (an assistant, say). A stage with
+    `ensemble:` trains nothing: its model averages the probabilities of the earlier stages it lists. A stage
+    with `peers: N` trains N nets of its model together (a cohort, as in DML); each is tracked on its own."""
     name: str = Field(pattern=NAME)
-    model: Literal[MODELS]
+    model: str = Field(pattern=NAME)
+    seed_offset: int = Field(0, ge=0, lt=1000)  # members of an ensemble, generations: the same net, other seeds
+    ensemble: list[str] = []
+    peers: int = Field(1, ge=1, le=16)
     method: str = "ce"
     teacher: str | None = None
     distill: dict[str, Any] | None = None  # this stage's method parameters; default: the run's `distill`
@@ -126,6 +131,7 @@ class RunSpec(Strict):
     seed: int = Field(0, ge=0, lt=2**31)
     teacher: ModelSpec
     student: ModelSpec
+    models: dict[str, ModelSpec] = {}  # further models a stage may name (TAKD's assistant)
     train: TrainSpec
     distill: dict[str, Any] = {}
     claims: list[Claim] = []
@@ -153,8 +159,20 @@ class RunSpec(Strict):
                 raise ValueError(f"stage {stage.name!r} is taught by {stage.teacher!r}, which is not an earlier stage")
             if stage.method == "ce" and stage.teacher is not None:  # other methods: templates.check_methods
                 raise ValueError(f"stage {stage.name!r}: method 'ce' takes no teacher")
+            if stage.model not in ("teacher", "student", *self.models):
+                raise ValueError(f"stage {stage.name!r}: model {stage.model!r} is not teacher, student or one of "
+                                 f"models: ({', '.join(self.models) or 'none given'})")
+            missing = [m for m in stage.ensemble if m not in seen]
+            if missing:
+                raise ValueError(f"stage {stage.name!r}: ensemble members {missing} are not earlier stages")
+            if stage.ensemble and (stage.teacher or stage.method != "ce" or stage.peers > 1):
+                raise ValueError(f"stage {stage.name!r}: an ensemble trains nothing; give it no teacher, "
+                                 f"method or peers")
             seen.add(stage.name)
         return self
+
+    def model_spec(self, name: str) -> ModelSpec:
+        return {"teacher": self.teacher, "student": self.student, **self.models}[name]
 
     def stage(self, name: str) -> StageSpec:
         return next(s for s in self.stages if s.name == name)
@@ -171,4 +189,5 @@ class RunSpec(Strict):
                      and c.student_net in (None, self.student.net.kind)), None)
 
     def cached(self, stage: StageSpec) -> bool:
-        return stage.teacher is None if stage.cache is None else stage.cache and stage.teacher is None
+        own = stage.teacher is None and not stage.ensemble
+        return own if stage.cache is None else stage.cache and own

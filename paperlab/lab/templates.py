@@ -174,7 +174,7 @@ def check_methods(spec: RunSpec) -> None:
     get(spec.method)
     parse_params(spec.method, spec.distill)
     for i, stage in enumerate(spec.stages):
-        taught = bool(get(stage.method).needs)
+        taught = get(stage.method).taught
         if taught != (stage.teacher is not None):
             raise BadInput(f"stage {stage.name!r}: method {stage.method!r} "
                            + ("needs a teacher (add teacher: STAGE)" if taught else "takes no teacher"))

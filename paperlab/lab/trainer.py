@@ -175,7 +175,8 @@ def _floats(out: Out) -> Out:
     if out.logits.dtype == torch.float32:
         return out
     f = lambda ts: [t.float() for t in ts]  # noqa: E731
-    return Out(out.logits.float(), f(out.feats), f(out.preact), None if out.pooled is None else out.pooled.float())
+    return Out(out.logits.float(), f(out.feats), f(out.preact), None if out.pooled is None else out.pooled.float(),
+               f(out.peers))
 
 
 def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: str, augment: Augment | None = None,

@@ -17,7 +17,7 @@ from paperlab.errors import BadInput
 from paperlab.lab.nets import Out, as_out
 
 REGISTRY: dict[str, type["Distiller"]] = {}
-FEATURES = frozenset({"feats", "preact", "pooled"})
+FEATURES = frozenset({"feats", "preact", "pooled", "peers"})  # outputs beyond the logits
 
 
 @dataclass
@@ -107,7 +107,8 @@ def feature_maps(student: nn.Module, teacher: nn.Module, info: Info, name: str) 
 
 class Distiller(nn.Module):
     Params: ClassVar[type[Params]] = Params
-    needs: ClassVar[frozenset[str]] = frozenset({"logits"})  # of the teacher: logits, feats, preact, pooled
+    needs: ClassVar[frozenset[str]] = frozenset({"logits"})  # outputs asked of the nets: logits, feats, ...
+    taught: ClassVar[bool] = True  # False: the stage takes no teacher (ce, teacher-free, self-distillation)
     name: ClassVar[str] = "distiller"
 
     def __init__(self, params: Params, student: nn.Module, teacher: nn.Module | None, info: Info):
@@ -122,6 +123,7 @@ class Distiller(nn.Module):
 class CrossEntropy(Distiller):
     """Hard labels only: teachers and baseline students."""
     needs = frozenset()
+    taught = False
 
     def forward(self, s, t, b):
         loss = F.cross_entropy(s.logits, b.y)

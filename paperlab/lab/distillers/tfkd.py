@@ -31,7 +31,8 @@ class TeacherFreeKD(Distiller):
         alpha: float = Field(0.1, ge=0, le=1)
         multiplier: float = Field(1.0, ge=0)
 
-    needs = frozenset()  # no teacher
+    needs = frozenset()
+    taught = False
 
     def forward(self, s, t, b):
         v = virtual_teacher(b.y, s.logits.shape[1], self.p.correct_prob)

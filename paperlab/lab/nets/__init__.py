@@ -6,12 +6,13 @@ from torch import nn
 
 from paperlab.lab.nets.base import Out, n_params
 from paperlab.lab.nets.cnn import SmallCNN
+from paperlab.lab.nets.groups import Cohort, Ensemble
 from paperlab.lab.nets.mlp import MLP
 from paperlab.lab.nets.resnet import RESNETS, CifarResNet
 from paperlab.lab.nets.vgg import VGGS, VGG
 from paperlab.lab.nets.wrn import WRNS, WideResNet
 
-__all__ = ["Out", "build", "n_params", "as_out"]
+__all__ = ["Cohort", "Ensemble", "Out", "build", "n_params", "as_out"]
 
 
 def build(spec, shape: tuple[int, ...], classes: int) -> nn.Module:

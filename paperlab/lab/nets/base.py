@@ -14,6 +14,7 @@ class Out:
     feats: list[torch.Tensor] = field(default_factory=list)   # stage outputs, shallow to deep
     preact: list[torch.Tensor] = field(default_factory=list)  # the same before their last ReLU
     pooled: torch.Tensor | None = None                        # the penultimate embedding
+    peers: list[torch.Tensor] = field(default_factory=list)   # a cohort's logits, one per peer (DML)
 
 
 def conv_init(module: nn.Module) -> None:

@@ -1,0 +1,62 @@
+"""Run a kd-hinton profile on real MNIST and print the comparison with section 3 of the paper: teacher,
+baseline student and distilled student, test errors at the best and the last epoch, the paper's numbers,
+errors saved and gap closed, and the wall time. Not part of CI (minutes to hours).
+
+    python benchmarks/reproduce_mnist.py --profile fast                 # ~25 min on 2 CPU cores
+    python benchmarks/reproduce_mnist.py --profile paper                # 3,000 epochs: ~9.5 h on 2 cores
+    python benchmarks/reproduce_mnist.py --template kd-hinton-omit3 --profile fast
+
+MNIST comes from --data-dir (default ../shared/data/mnist, the four IDX files); without it the script says
+so and stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--template", default="kd-hinton")
+    parser.add_argument("--profile", default="fast")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/mnist"))
+    parser.add_argument("--home", default=None, help="workspace (default: a temporary folder)")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    if not (Path(args.data_dir) / "train-images-idx3-ubyte.gz").exists():
+        sys.exit(f"MNIST is not at {args.data_dir}: give --data-dir with the four IDX files")
+    env = {**os.environ, "PAPERLAB_HOME": args.home or tempfile.mkdtemp(prefix="paperlab-mnist-")}
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "paperlab", "run", args.template, "--profile", args.profile,
+                          "--data-dir", args.data_dir, "--seed", str(args.seed), "--device", args.device,
+                          "--json", "--resume"], env=env, capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(out.stderr.strip().splitlines()[-1])
+    stages = {s["stage"]: s for s in json.loads(out.stdout)["stages"]}
+    wall = time.perf_counter() - started
+    from paperlab.lab.effect import effect, summarise
+    from paperlab.lab.templates import load
+
+    spec = load(args.template, args.profile)
+    print(f"{args.template} / {args.profile} on MNIST, seed {args.seed}: {wall / 60:.1f} min in all")
+    print("| stage | test errors, best epoch (of 10,000) | last epoch | paper | s |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, s in stages.items():
+        claim = spec.claim_for(name)
+        print(f"| {name} | {s['test_error']} | {s['test_error_last']} | {claim.value:g} |" if claim else
+              f"| {name} | {s['test_error']} | {s['test_error_last']} | - |", f"{s['wall_seconds']:.0f} |")
+    if {"teacher", "student", "kd"} <= set(stages):
+        e = [effect(stages["teacher"]["test_error"], stages["student"]["test_error"], stages["kd"]["test_error"])]
+        print(f"\nkd {summarise(e).text()}; the paper's: {summarise([effect(67, 146, 74)]).text()}")
+
+
+if __name__ == "__main__":
+    main()
