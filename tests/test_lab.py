@@ -221,3 +221,16 @@ def test_multi_model_graphs_track_one_child_per_model_and_resume_a_cohort_after_
     peers = client.search_runs([client.get_run(parent).info.experiment_id],
                                f"tags.mlflow.parentRunId = '{parent}' and tags.`paperlab.cohort` = 'dml'")
     assert sorted(p.data.tags["paperlab.stage"] for p in peers) == ["dml-peer1", "dml-peer2"]
+
+
+def test_a_phase_is_its_own_cached_stage_and_the_next_starts_from_it(cli, home):
+    """AB: the boundary phase is tracked and cached like a teacher; the CE stage starts from its weights."""
+    first = cli("run", "ab", "--profile", "smoke", "--device", "cpu", "--json")
+    assert first.code == 0, first.err
+    stages = {s["stage"]: s for s in first.json()["stages"]}
+    assert list(stages) == ["teacher", "student", "ab-init", "ab"] and stages["ab"]["taught_by"] is None
+    again = cli("run", "ab", "--profile", "smoke", "--device", "cpu", "--json").json()["stages"]
+    assert [s["reused"] for s in again] == [True, True, True, False]
+    assert [s["test_error"] for s in again] == [s["test_error"] for s in stages.values()]
+    changed = cli("run", "ab", "--profile", "smoke", "--device", "cpu", "--json", "--set", "distill.margin=0.5")
+    assert [s["reused"] for s in changed.json()["stages"]] == [True, True, False, False]  # keyed by what made it

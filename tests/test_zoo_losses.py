@@ -300,3 +300,52 @@ def test_mean_teacher_learns_labels_only_where_kept():
     index = torch.nonzero(~mt.is_labeled)[:4, 0]  # four unlabelled examples: no label term at all
     loss, terms = mt(Out(student(x)), None, Batch(x, y, index, 1, 0.0))
     assert terms["ce"].item() == 0.0 and loss.item() == 0.0
+
+
+# -- phases and pre-activation methods ---------------------------------------------------------------------
+def test_ab_boundary_loss_by_hand():
+    from paperlab.lab.distillers.ab import boundary_loss
+
+    r = [0.5, -2.0, 0.2, 3.0]   # student responses after the connector
+    t = [-1.0, -1.0, 1.0, 2.0]  # teacher pre-activations: off, off, on, on
+    m = 1.0
+    by_hand = (0.5 + m) ** 2 + 0 + (0.2 - m) ** 2 + 0  # -2 < -m stays off; 3 > m is on enough
+    got = boundary_loss(torch.tensor(r).view(1, 4, 1, 1), torch.tensor(t).view(1, 4, 1, 1), m)
+    assert got.item() == pytest.approx(by_hand)
+
+
+def test_fsp_matrix_by_hand():
+    from paperlab.lab.distillers.fsp import fsp_matrix
+
+    f1 = torch.tensor([[1.0, 2.0], [0.0, 1.0]]).view(1, 2, 1, 2)  # two channels, 1x2 positions
+    f2 = torch.tensor([[3.0, 1.0]]).view(1, 1, 1, 2)
+    assert fsp_matrix(f1, f2)[0].flatten().tolist() == pytest.approx([(3 + 2) / 2, (0 + 1) / 2])
+
+
+def test_ofd_margin_and_partial_l2_by_hand():
+    from paperlab.lab.distillers.ofd import margins, partial_l2
+
+    t = torch.tensor([[-1.0, -3.0, 2.0], [0.5, 1.0, -0.5]]).view(1, 2, 1, 3)
+    assert margins(t).tolist() == pytest.approx([-2.0, -0.5])
+    target = torch.tensor([-2.0, 1.0, 0.0]).view(1, 3, 1, 1)
+    r = torch.tensor([-3.0, 0.0, 0.5]).view(1, 3, 1, 1)
+    # element 0: r <= target <= 0, ignored; element 1: (0 - 1)^2; element 2: r > target, (0.5)^2
+    assert partial_l2(r, target).item() == pytest.approx(1.0 + 0.25)
+
+
+def test_fsp_refuses_nets_of_other_widths():
+    student, teacher, info = _cnn_pair()
+    with pytest.raises(BadInput, match="same widths"):
+        _method("fsp", {}, student, teacher, info)
+
+
+@pytest.mark.parametrize("name", ["ab", "ofd"])
+def test_preactivation_methods_train_their_connectors(name):
+    student, teacher, info = _cnn_pair()
+    method = _method(name, {}, student, teacher, info)
+    x, y = torch.randn(6, 1, 8, 8), torch.arange(6)
+    with torch.no_grad():
+        t_out = teacher(x, features=True)
+    loss, _ = method(student(x, features=True), t_out, _batch(y.tolist()))
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in method.connectors.parameters())

@@ -21,12 +21,13 @@ def templates_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--js
 
     rows = [raw(name) for name in template_names()]
     if as_json:
-        return print_json([{"name": r["name"], "paper": str(r["paper"]), "title": r["title"], "method": r["method"],
+        return print_json([{"name": r["name"], "paper": str(r.get("paper") or ""), "reference": r.get("reference", ""),
+                            "title": r["title"], "method": r["method"],
                             "dataset": r["dataset"], "pairs": pairs(r), "profiles": list(r.get("profiles", {}))}
                            for r in rows])
     table(["template", "paper", "method", "dataset", "pair", "profiles", "title"],
-          [[r["name"], r["paper"], r["method"], r["dataset"], pairs(r)[0], ", ".join(r.get("profiles", {})),
-            r["title"]] for r in rows])
+          [[r["name"], r.get("paper") or "(not on arXiv)", r["method"], r["dataset"], pairs(r)[0],
+            ", ".join(r.get("profiles", {})), r["title"]] for r in rows])
 
 
 @templates_app.command("show")
@@ -49,6 +50,8 @@ def _link_paper(spec) -> None:
     from paperlab.errors import NotFound
     from paperlab.library.papers import link_template
 
+    if spec.paper is None:
+        return
     try:
         link_template(_settings(), spec.paper, spec.name)
     except NotFound:
@@ -117,21 +120,26 @@ def run(
     table(["stage", "test errors (best epoch)", "last epoch", "test acc", "best epoch", "time", "paper's claim"],
           rows, title=f"{spec.name} / {spec.profile} on {spec.dataset} ({result.device}); test errors are counts; "
                       f"MLflow parent run {result.parent_run_id}")
-    for line in [*_effects(result.stages), *result.findings]:
+    for line in [*_effects(spec, result.stages), *result.findings]:
         print(line)
 
 
-def _effects(stages) -> list[str]:
-    """One line per distilled stage: errors saved against the baseline student, share of the gap closed."""
+def _effects(spec, stages) -> list[str]:
+    """One line per distilled stage: errors saved against the baseline student, share of the gap closed.
+    A phase (a stage others start from) is left out; a stage started from a phase is compared with the
+    phase's teacher."""
     from paperlab.lab.effect import effect, summarise
 
     by_name = {s.stage: s for s in stages}
-    baseline = next((s for s in stages if s.role == "student" and not s.taught_by), None)
+    phases = {s.init for s in spec.stages if s.init}
+    teacher_of = {s.name: s.teacher or (spec.stage(s.init).teacher if s.init else None) for s in spec.stages}
+    baseline = next((s for s in stages if s.role == "student" and not s.taught_by and s.stage not in phases
+                     and not spec.stage(s.stage).init), None)
     if baseline is None:
         return []
-    return [f"{s.stage}: " + summarise([effect(by_name[s.taught_by].test_error, baseline.test_error,
+    return [f"{s.stage}: " + summarise([effect(by_name[teacher_of[s.stage]].test_error, baseline.test_error,
                                                s.test_error)]).text()
-            for s in stages if s.taught_by in by_name and s.role == "student"]
+            for s in stages if teacher_of.get(s.stage) in by_name and s.role == "student" and s.stage not in phases]
 
 
 def sweep(

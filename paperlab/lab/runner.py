@@ -112,7 +112,7 @@ class Run:
         except BaseException:
             self.lock.release()
             raise
-        self.tags = {"paperlab.template": spec.name, "paperlab.paper": spec.paper, "paperlab.profile": spec.profile,
+        self.tags = {"paperlab.template": spec.name, "paperlab.paper": spec.paper or "", "paperlab.profile": spec.profile,
                      "paperlab.version": __version__, "paperlab.git_commit": _git_commit(),
                      "paperlab.torch": torch.__version__, "paperlab.device": str(self.device),
                      "paperlab.dataset": spec.dataset, "paperlab.dataset_sha256": self.data.checksum,
@@ -170,13 +170,17 @@ class Run:
         shape, classes = tuple(self.data.x_train.shape[1:]), len(self.data.classes)
         return nets.build(self.spec.model_spec(role).net, shape, classes).to(self.device)
 
-    def _build(self, stage: StageSpec) -> torch.nn.Module:
+    def _build(self, stage: StageSpec, start: bool = True) -> torch.nn.Module:
         """A stage's model before training: one net, a cohort of peers, or the ensemble of earlier stages."""
         if stage.ensemble:
             return nets.Ensemble([self._model_of(name) for name in stage.ensemble])
         if stage.peers > 1:
-            return nets.Cohort([self._net(stage.model, stage.seed_offset + 17 * i) for i in range(stage.peers)])
-        return self._net(stage.model, stage.seed_offset)
+            model = nets.Cohort([self._net(stage.model, stage.seed_offset + 17 * i) for i in range(stage.peers)])
+        else:
+            model = self._net(stage.model, stage.seed_offset)
+        if start and stage.init is not None:  # not when trained weights are loaded over it anyway
+            model.load_state_dict(self._model_of(stage.init).state_dict())
+        return model
 
     def _augment(self, role: str) -> trainer.Augment:
         m = self.spec.model_spec(role)
@@ -185,12 +189,20 @@ class Run:
     def _cache_file(self, stage: StageSpec) -> Path:
         """Keyed by what made the model (net, augmentation, recipe, data, seed, device), not by the template:
         ten methods on one pair train one teacher."""
+        return self.settings.cache_dir / "teachers" / \
+            f"{self.spec.model_spec(stage.model).net.kind}-{self._lineage_key(stage)}.pt"
+
+    def _lineage_key(self, stage: StageSpec) -> str:
+        """What made a stage's model: its own settings and, recursively, its teacher's, start's and members'."""
         spec = self.spec
-        model = spec.model_spec(stage.model)
-        shape = (stage.seed_offset, stage.peers) if (stage.seed_offset, stage.peers) != (0, 1) else ()
-        key = _hash(stage.model, model.model_dump(), stage.method, spec.params_of(stage), spec.train.model_dump(),
-                    spec.normalize, self.data.checksum, spec.seed, self.device.type, *shape)
-        return self.settings.cache_dir / "teachers" / f"{model.net.kind}-{key}.pt"
+        extra = [stage.seed_offset, stage.peers] if (stage.seed_offset, stage.peers) != (0, 1) else []
+        extra += [f"omit={stage.omit_classes}"] if stage.omit_classes else []
+        extra += [f"{k}={self._lineage_key(spec.stage(n))}" for k, n in
+                  (("teacher", stage.teacher), ("init", stage.init)) if n] + \
+            [f"member={self._lineage_key(spec.stage(n))}" for n in stage.ensemble]
+        return _hash(stage.model, spec.model_spec(stage.model).model_dump(), stage.method, spec.params_of(stage),
+                     spec.train_of(stage).model_dump(), spec.normalize, self.data.checksum, spec.seed,
+                     self.device.type, *extra)
 
     def _read_cache(self, stage: StageSpec) -> dict | None:
         path = self._cache_file(stage)
@@ -221,7 +233,7 @@ class Run:
             self.state["stages"][name] = asdict(self._stage(stage))
             self._save_state()
             return self.models[name]
-        model = self._build(stage)
+        model = self._build(stage, start=False)
         model.load_state_dict(state)
         self.models[name] = model
         return model
@@ -256,7 +268,8 @@ class Run:
     def _stage_tags(self, stage: StageSpec) -> dict[str, str]:
         return {**self.tags, "paperlab.stage": stage.name, "paperlab.role": stage.model,
                 "paperlab.method": stage.method, "paperlab.taught_by": stage.teacher or "",
-                "paperlab.net": self.spec.model_spec(stage.model).net.kind}
+                "paperlab.net": self.spec.model_spec(stage.model).net.kind, "paperlab.init": stage.init or "",
+                "paperlab.phase": str(any(s.init == stage.name for s in self.spec.stages)).lower()}
 
     def _stage(self, stage: StageSpec) -> StageResult:
         cacheable = self.spec.cached(stage)
@@ -288,7 +301,8 @@ class Run:
                 "epoch_seconds": e.epoch_seconds, "samples_per_s": e.samples_per_s,
                 **{f"loss_{k}": v for k, v in e.terms.items()}}, step=e.epoch)
             checkpoint = self.run_dir / f"{stage.name}.ckpt"
-            fit = trainer.fit(model, objective, tensors, self.spec.train, seed=self.spec.seed, label=stage.name,
+            fit = trainer.fit(model, objective, tensors, self.spec.train_of(stage), seed=self.spec.seed,
+                              label=stage.name,
                               augment=augment, teacher=teacher, checkpoint=checkpoint, resume=True, on_epoch=log)
             last_logits = trainer.predict(model, self.x_test)
             model.load_state_dict(fit.best_state)
@@ -303,7 +317,7 @@ class Run:
         self.models[stage.name] = model
         if cacheable:
             trainer.save_atomic({"state_dict": fit.best_state, "result": asdict(result)}, self._cache_file(stage))
-        elif any(s.teacher == stage.name for s in self.spec.stages):
+        elif any(stage.name in (s.teacher, s.init, *s.ensemble) for s in self.spec.stages):
             trainer.save_atomic(fit.best_state, self.run_dir / f"{stage.name}.weights.pt")
         checkpoint.unlink(missing_ok=True)
         return result
@@ -391,7 +405,7 @@ class Run:
 
     def _reuse(self, stage: StageSpec, cached: dict) -> StageResult:
         started = time.perf_counter()
-        model = self._build(stage)
+        model = self._build(stage, start=False)
         model.load_state_dict(cached["state_dict"])
         self.models[stage.name] = model
         run_id = self.tracker.start(self.experiment, stage.name, {

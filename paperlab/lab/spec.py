@@ -96,6 +96,8 @@ class StageSpec(Strict):
     seed_offset: int = Field(0, ge=0, lt=1000)  # members of an ensemble, generations: the same net, other seeds
     ensemble: list[str] = []
     peers: int = Field(1, ge=1, le=16)
+    init: str | None = None               # start from this earlier stage's trained weights (after a phase)
+    train: dict[str, Any] | None = None   # this stage's changes to the run's `train:` (a phase's epochs)
     method: str = "ce"
     teacher: str | None = None
     distill: dict[str, Any] | None = None  # this stage's method parameters; default: the run's `distill`
@@ -123,7 +125,8 @@ class Claim(Strict):
 class RunSpec(Strict):
     name: str = Field(pattern=NAME)
     title: str
-    paper: str
+    paper: str | None = None  # an arXiv ID; a paper not on arXiv is cited by `reference` instead
+    reference: str = ""
     method: str
     dataset: str
     normalize: bool = False  # subtract the dataset's channel means and divide by its stds
@@ -140,7 +143,9 @@ class RunSpec(Strict):
 
     @field_validator("paper")
     @classmethod
-    def _arxiv_id(cls, value: str) -> str:
+    def _arxiv_id(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         from paperlab.errors import BadInput
         from paperlab.library.ids import normalise
 
@@ -151,6 +156,8 @@ class RunSpec(Strict):
 
     @model_validator(mode="after")
     def _graph(self):
+        if self.paper is None and not self.reference.strip():
+            raise ValueError("give paper (an arXiv ID) or, for a paper not on arXiv, reference")
         seen: set[str] = set()
         for stage in self.stages:
             if stage.name in seen:
@@ -162,6 +169,11 @@ class RunSpec(Strict):
             if stage.model not in ("teacher", "student", *self.models):
                 raise ValueError(f"stage {stage.name!r}: model {stage.model!r} is not teacher, student or one of "
                                  f"models: ({', '.join(self.models) or 'none given'})")
+            if stage.init is not None and (stage.init not in seen or self.stage(stage.init).model != stage.model):
+                raise ValueError(f"stage {stage.name!r} starts from {stage.init!r}, which is not an earlier stage "
+                                 f"of the same model")
+            if stage.train is not None:
+                TrainSpec.model_validate({**self.train.model_dump(), **stage.train})
             missing = [m for m in stage.ensemble if m not in seen]
             if missing:
                 raise ValueError(f"stage {stage.name!r}: ensemble members {missing} are not earlier stages")
@@ -188,6 +200,13 @@ class RunSpec(Strict):
                      and c.teacher_net in (None, self.teacher.net.kind)
                      and c.student_net in (None, self.student.net.kind)), None)
 
+    def train_of(self, stage: StageSpec) -> TrainSpec:
+        return self.train if stage.train is None else TrainSpec.model_validate({**self.train.model_dump(),
+                                                                                **stage.train})
+
     def cached(self, stage: StageSpec) -> bool:
-        own = stage.teacher is None and not stage.ensemble
-        return own if stage.cache is None else stage.cache and own
+        """By default a stage that learns from labels alone is cached; `cache: true` caches any other (a
+        phase), keyed by its whole lineage; an ensemble is never cached (it trains nothing)."""
+        if stage.ensemble:
+            return False
+        return stage.teacher is None and stage.init is None if stage.cache is None else stage.cache

@@ -174,10 +174,13 @@ def _effects(runs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     found: dict[str, list] = {}
     reference: dict[str, tuple] = {}
     for stages in reversed(list(parents.values())):  # newest parent first: its configuration is the reference
-        baseline = next((r for r in stages.values() if role_of(r) == "student" and not is_taught(r)), None)
+        phase = lambda r: r["tags"].get("paperlab.phase") == "true"  # noqa: E731  (a stage others start from)
+        baseline = next((r for r in stages.values() if role_of(r) == "student" and not is_taught(r)
+                         and not phase(r) and not r["tags"].get("paperlab.init")), None)
         for name, run in stages.items():
-            teacher = stages.get(run["tags"].get("paperlab.taught_by", ""))
-            if baseline is None or teacher is None or role_of(run) != "student":
+            start = stages.get(run["tags"].get("paperlab.init", ""), {"tags": {}})
+            teacher = stages.get(run["tags"].get("paperlab.taught_by") or start["tags"].get("paperlab.taught_by", ""))
+            if baseline is None or teacher is None or role_of(run) != "student" or phase(run):
                 continue
             if reference.setdefault(name, _config(run)) != _config(run):
                 continue
