@@ -160,12 +160,14 @@ def test_every_template_builds_each_stage_on_its_smoke_pair_and_takes_a_step():
         spec = load(name, "smoke")
         torch.manual_seed(0)
         shape = (1, 8, 8)
-        models = {role: nets.build(getattr(spec, role).net, shape, 10) for role in ("teacher", "student")}
+        models = {role: nets.build(spec.model_spec(role).net, shape, 10)
+                  for role in ("teacher", "student", *spec.models)}
         info = distillers.Info(shape, 10, torch.arange(2000) % 10)  # CRD samples negatives of other classes
         x, y = torch.randn(8, *shape), torch.arange(8) % 10
         for stage in spec.stages:
-            student, teacher = models[stage.model], models.get(spec.stage(stage.teacher).model) \
-                if stage.teacher else None
+            student = models[stage.model] if stage.peers == 1 else nets.Cohort(
+                [nets.build(spec.model_spec(stage.model).net, shape, 10) for _ in range(stage.peers)])
+            teacher = models.get(spec.stage(stage.teacher).model) if stage.teacher else None
             method = distillers.get(stage.method)(distillers.parse_params(stage.method, spec.params_of(stage)),
                                                   student, teacher, info)
             batch = distillers.Batch(x, y, torch.arange(8), 1, 0.0)

@@ -224,7 +224,7 @@ def _cnn_pair():
     return student, teacher, Info(shape, 10, torch.zeros(20, dtype=torch.long))
 
 
-@pytest.mark.parametrize("name", ["sp", "cc", "vid", "rkd", "pkt", "nst", "dist", "ctkd", "byot"])
+@pytest.mark.parametrize("name", ["sp", "cc", "vid", "rkd", "pkt", "nst", "dist", "ctkd", "byot", "reviewkd"])
 def test_each_feature_method_trains_its_student_and_its_own_parts(name):
     """One step on a real CNN pair: the loss is finite and gradients reach the student and the method."""
     student, teacher, info = _cnn_pair()
@@ -349,3 +349,13 @@ def test_preactivation_methods_train_their_connectors(name):
     loss, _ = method(student(x, features=True), t_out, _batch(y.tolist()))
     loss.backward()
     assert torch.isfinite(loss) and all(p.grad is not None for p in method.connectors.parameters())
+
+
+def test_reviewkd_hierarchical_context_loss_by_hand():
+    from paperlab.lab.distillers.reviewkd import hcl
+
+    o = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 1, 2, 2)
+    t = torch.zeros(1, 1, 2, 2)
+    full = (1 + 4 + 9 + 16) / 4
+    pooled = 2.5 ** 2              # the 1x1 level (levels 4 and 2 are not below the size 2)
+    assert hcl(o, t).item() == pytest.approx((full + 0.5 * pooled) / 1.5)
