@@ -236,3 +236,15 @@ def test_a_phase_is_its_own_cached_stage_and_the_next_starts_from_it(cli, home):
     assert [s["test_error"] for s in again] == [s["test_error"] for s in stages.values()]
     changed = cli("run", "ab", "--profile", "smoke", "--device", "cpu", "--json", "--set", "distill.margin=0.5")
     assert [s["reused"] for s in changed.json()["stages"]] == [True, True, False, False]  # keyed by what made it
+
+
+def test_a_phase_hands_its_trained_method_parts_to_the_next_stage(cli, home):
+    """FT: the paraphraser phase is cached with its trained paraphraser; the FT stage takes it over, and
+    a second run that reads it from the cache gives the same numbers as the first, which had it in memory."""
+    first = cli("run", "ft", "--profile", "smoke", "--device", "cpu", "--json")
+    assert first.code == 0, first.err
+    again = cli("run", "ft", "--profile", "smoke", "--device", "cpu", "--json")
+    assert [s["reused"] for s in again.json()["stages"]] == [True, True, True, False]
+    assert [s["test_error"] for s in again.json()["stages"]] == [s["test_error"] for s in first.json()["stages"]]
+    cached = [torch.load(p, weights_only=True) for p in (home / "cache" / "teachers").glob("*.pt")]
+    assert any("paraphraser.encoder.0.weight" in c.get("method_state", {}) for c in cached)

@@ -359,3 +359,12 @@ def test_reviewkd_hierarchical_context_loss_by_hand():
     full = (1 + 4 + 9 + 16) / 4
     pooled = 2.5 ** 2              # the 1x1 level (levels 4 and 2 are not below the size 2)
     assert hcl(o, t).item() == pytest.approx((full + 0.5 * pooled) / 1.5)
+
+
+def test_ft_factor_loss_by_hand():
+    from paperlab.lab.distillers.ft import factor_loss
+
+    fs, ft = [3.0, 4.0], [1.0, 0.0]
+    by_hand = abs(3 / 5 - 1) + abs(4 / 5 - 0)
+    got = factor_loss(torch.tensor([fs]).view(1, 2, 1, 1), torch.tensor([ft]).view(1, 2, 1, 1))
+    assert got.item() == pytest.approx(by_hand)

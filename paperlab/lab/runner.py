@@ -127,6 +127,7 @@ class Run:
             self._save_state()
         self.parent = self.state["parent_run_id"]
         self.models: dict[str, torch.nn.Module] = {}
+        self.method_states: dict[str, dict] = {}  # a stage's trained method parts, for `method_from:`
 
     def _put_tensors(self) -> None:
         spec, data = self.spec, self.data
@@ -198,7 +199,7 @@ class Run:
         extra = [stage.seed_offset, stage.peers] if (stage.seed_offset, stage.peers) != (0, 1) else []
         extra += [f"omit={stage.omit_classes}"] if stage.omit_classes else []
         extra += [f"{k}={self._lineage_key(spec.stage(n))}" for k, n in
-                  (("teacher", stage.teacher), ("init", stage.init)) if n] + \
+                  (("teacher", stage.teacher), ("init", stage.init), ("method_from", stage.method_from)) if n] + \
             [f"member={self._lineage_key(spec.stage(n))}" for n in stage.ensemble]
         return _hash(stage.model, spec.model_spec(stage.model).model_dump(), stage.method, spec.params_of(stage),
                      spec.train_of(stage).model_dump(), spec.normalize, self.data.checksum, spec.seed,
@@ -227,16 +228,30 @@ class Run:
             return self.models[name]
         saved = self.run_dir / f"{name}.weights.pt"
         cached = self._read_cache(stage) if self.spec.cached(stage) else None
-        state = cached["state_dict"] if cached else (
-            trainer.load_checkpoint(saved, self.device) if saved.exists() else None)
-        if state is None:
+        found = cached or (trainer.load_checkpoint(saved, self.device) if saved.exists() else None)
+        if found is None:
             self.state["stages"][name] = asdict(self._stage(stage))
             self._save_state()
             return self.models[name]
         model = self._build(stage, start=False)
-        model.load_state_dict(state)
+        model.load_state_dict(found.get("state_dict", found))  # a run folder from before method states: weights
         self.models[name] = model
+        self.method_states[name] = found.get("method_state") or {}
         return model
+
+    def _method_state_of(self, name: str) -> dict:
+        self._model_of(name)
+        return self.method_states.get(name, {})
+
+    def _take_method_parts(self, stage: StageSpec, objective) -> None:
+        """`method_from:` the earlier stage's trained method parts whose names and shapes match this one's."""
+        own = objective.state_dict()
+        parts = {k: v for k, v in self._method_state_of(stage.method_from).items()
+                 if k in own and own[k].shape == v.shape}
+        if not parts:
+            raise PaperlabError(f"stage {stage.name!r}: the method of {stage.method_from!r} has no parts that "
+                                f"{stage.method!r} can take")
+        objective.load_state_dict(parts, strict=False)
 
     # -- stages -----------------------------------------------------------------------------------------
     def run_all(self, only: list[str] | None = None) -> RunResult:
@@ -289,6 +304,8 @@ class Run:
             method = distillers.get(stage.method)
             params = distillers.parse_params(stage.method, self.spec.params_of(stage))
             objective = method(params, model, teacher, self.info).to(self.device)
+            if stage.method_from is not None:
+                self._take_method_parts(stage, objective)
             augment = self._augment(stage.model)
             tensors = self._transfer_set(stage)
             if teacher is not None and not (objective.needs & distillers.FEATURES) and not augment.shift \
@@ -315,10 +332,12 @@ class Run:
             self.tracker.finish(run_id, "KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
             raise
         self.models[stage.name] = model
+        self.method_states[stage.name] = {k: v.detach().cpu() for k, v in objective.state_dict().items()}
+        saved = {"state_dict": fit.best_state, "method_state": self.method_states[stage.name]}
         if cacheable:
-            trainer.save_atomic({"state_dict": fit.best_state, "result": asdict(result)}, self._cache_file(stage))
-        elif any(stage.name in (s.teacher, s.init, *s.ensemble) for s in self.spec.stages):
-            trainer.save_atomic(fit.best_state, self.run_dir / f"{stage.name}.weights.pt")
+            trainer.save_atomic({**saved, "result": asdict(result)}, self._cache_file(stage))
+        elif any(stage.name in (s.teacher, s.init, s.method_from, *s.ensemble) for s in self.spec.stages):
+            trainer.save_atomic(saved, self.run_dir / f"{stage.name}.weights.pt")
         checkpoint.unlink(missing_ok=True)
         return result
 
@@ -408,6 +427,7 @@ class Run:
         model = self._build(stage, start=False)
         model.load_state_dict(cached["state_dict"])
         self.models[stage.name] = model
+        self.method_states[stage.name] = cached.get("method_state") or {}
         run_id = self.tracker.start(self.experiment, stage.name, {
             **self._stage_tags(stage), "paperlab.reused": "true",
             "paperlab.reused_from": cached["result"]["run_id"]}, parent=self.parent)

@@ -97,6 +97,7 @@ class StageSpec(Strict):
     ensemble: list[str] = []
     peers: int = Field(1, ge=1, le=16)
     init: str | None = None               # start from this earlier stage's trained weights (after a phase)
+    method_from: str | None = None        # load the trained parts of this earlier stage's method (FT's paraphraser)
     train: dict[str, Any] | None = None   # this stage's changes to the run's `train:` (a phase's epochs)
     method: str = "ce"
     teacher: str | None = None
@@ -172,6 +173,9 @@ class RunSpec(Strict):
             if stage.init is not None and (stage.init not in seen or self.stage(stage.init).model != stage.model):
                 raise ValueError(f"stage {stage.name!r} starts from {stage.init!r}, which is not an earlier stage "
                                  f"of the same model")
+            if stage.method_from is not None and stage.method_from not in seen:
+                raise ValueError(f"stage {stage.name!r} takes its method's parts from {stage.method_from!r}, "
+                                 f"which is not an earlier stage")
             if stage.train is not None:
                 TrainSpec.model_validate({**self.train.model_dump(), **stage.train})
             missing = [m for m in stage.ensemble if m not in seen]
