@@ -55,7 +55,24 @@ def main() -> None:
               f"| {name} | {s['test_error']} | {s['test_error_last']} | - |", f"{s['wall_seconds']:.0f} |")
     if {"teacher", "student", "kd"} <= set(stages):
         e = [effect(stages["teacher"]["test_error"], stages["student"]["test_error"], stages["kd"]["test_error"])]
-        print(f"\nkd {summarise(e).text()}; the paper's: {summarise([effect(67, 146, 74)]).text()}")
+        claims = [spec.claim_for(n) for n in ("teacher", "student", "kd")]
+        paper = f"; the paper's: {summarise([effect(*[c.value for c in claims])]).text()}" if all(claims) else ""
+        print(f"\nkd {summarise(e).text()}{paper}")
+    os.environ["PAPERLAB_HOME"] = env["PAPERLAB_HOME"]
+    from mlflow.tracking import MlflowClient
+
+    from paperlab.settings import load as settings
+
+    client = MlflowClient(settings().mlflow_uri)
+    for name, s in stages.items():
+        m = client.get_run(s["run_id"]).data.metrics
+        if "bias_shift" in m:
+            print(f"{name}: bias shift {m['bias_shift']:+.1f} chosen on the validation split: test errors "
+                  f"{m['test_error_unshifted']:.0f} -> {m['test_error_shifted']:.0f}, on the shifted classes "
+                  f"{m['test_error_on_shifted_classes_unshifted']:.0f} -> {m['test_error_on_shifted_classes']:.0f}"
+                  + (f"; with the paper's shift: {m['test_error_paper_shift']:.0f} "
+                     f"({m['test_error_on_shifted_classes_paper_shift']:.0f} on those classes)"
+                     if "test_error_paper_shift" in m else ""))
 
 
 if __name__ == "__main__":
