@@ -36,13 +36,13 @@ def test_smoke_run_end_to_end_is_tracked(cli, home):
                                   f"tags.`mlflow.parentRunId` = '{out['parent_run_id']}'")
     assert sorted(c.data.tags["paperlab.stage"] for c in children) == ["kd", "student", "teacher"]
     kd = client.get_run(out["stages"][2]["run_id"])
-    assert kd.data.params["distill.temperature"] == "20.0" and kd.data.params["train.epochs"] == "12"
+    assert kd.data.params["distill.temperature"] == "8.0" and kd.data.params["train.epochs"] == "30"
     assert kd.data.metrics["test_error"] == out["stages"][2]["test_error"]
     for tag in ("paperlab.paper", "paperlab.profile", "paperlab.version", "paperlab.git_commit", "paperlab.torch",
                 "paperlab.device", "paperlab.dataset_sha256"):
         assert kd.data.tags[tag], tag
     history = client.get_metric_history(kd.info.run_id, "val_error")
-    assert [m.step for m in history] == list(range(1, 13))
+    assert [m.step for m in history] == list(range(1, 31))
     assert {"train_loss", "val_acc", "lr", "epoch_seconds", "samples_per_s", "loss_soft", "loss_hard",
             "test_acc", "test_error_last", "best_epoch"} <= set(kd.data.metrics)
     names = {a.path for a in client.list_artifacts(kd.info.run_id)}
@@ -50,7 +50,7 @@ def test_smoke_run_end_to_end_is_tracked(cli, home):
             "misclassified.png", "test_logits.npz"} <= names
     folder = Path(client.download_artifacts(kd.info.run_id, ""))
     state = torch.load(folder / "weights.pt", weights_only=True)
-    assert state["layers.1.weight"].shape == (32, 64)
+    assert state["layers.1.weight"].shape == (256, 64)
     matrix = np.loadtxt(folder / "confusion_matrix.csv", delimiter=",", skiprows=1)
     assert matrix.sum() == 500 and 500 - np.trace(matrix) == out["stages"][2]["test_error"]
     assert (folder / "misclassified.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -94,7 +94,8 @@ def test_resume_after_kill_9_ends_with_the_same_numbers(sh, home, tmp_path):
 
 def test_bad_overrides_and_template_names(cli):
     r = cli("run", "kd-hinton", "--profile", "smoke", "--set", "distill.temprature=4")
-    assert r.code == 2 and "did you mean 'distill.temperature'" in r.err and "valid keys: alpha, temperature" in r.err
+    assert r.code == 2 and "did you mean 'distill.temperature'" in r.err
+    assert "valid keys: alpha, ce_weight, kd_weight, standardize, temperature" in r.err
     r = cli("run", "kd-hinton", "--profile", "smoke", "--set", "distill.alpha=1.5")
     assert r.code == 2 and "bad value for 'distill.alpha'" in r.err
     r = cli("run", "kd-hinton", "--profile", "smoke", "--set", "temperature")
