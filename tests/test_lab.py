@@ -107,20 +107,25 @@ def test_paper_profile_without_cifar_or_network_says_how_to_get_it(cli, monkeypa
     assert "cifar-100-python.tar.gz" in line and "--data-dir" in line
 
 
+def _kill_9_once_saved(args: list[str], home, checkpoint: str) -> int:
+    """Start `paperlab ARGS`, kill -9 it half a second after its first checkpoint appears; the exit code."""
+    proc = subprocess.Popen([sys.executable, "-m", "paperlab", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=os.environ.copy())
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(home.glob(checkpoint)):
+        time.sleep(0.02)
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return proc.returncode
+
+
 def test_resume_after_kill_9_in_a_method_stage_with_a_connector(sh, home, tmp_path):
     args = ["run", "fitnet", "--profile", "smoke", "--device", "cpu", "--json", "--set", "train.epochs=20",
             "--set", "student.crop=1", "--set", "student.flip=true"]  # augmented: the teacher runs per batch
     reference = sh(*args, env={"PAPERLAB_HOME": str(tmp_path / "reference")})
     assert reference.code == 0, reference.err
-    proc = subprocess.Popen([sys.executable, "-m", "paperlab", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=os.environ.copy())
-    deadline = time.time() + 240
-    while time.time() < deadline and not list(home.glob("runs/*/fitnet.ckpt")):
-        time.sleep(0.02)
-    time.sleep(0.5)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    assert _kill_9_once_saved(args, home, "runs/*/fitnet.ckpt") == -signal.SIGKILL
     saved = torch.load(next(home.glob("runs/*/fitnet.ckpt")), weights_only=True)
     assert "regressor.conv.weight" in saved["objective"]  # the connector is checkpointed with the student
     resumed = sh(*args, "--resume")
@@ -206,14 +211,7 @@ def test_multi_model_graphs_track_one_child_per_model_and_resume_a_cohort_after_
     args = ["run", "dml", "--profile", "smoke", "--device", "cpu", "--json", "--set", "train.epochs=12"]
     reference = sh(*args, env={"PAPERLAB_HOME": str(tmp_path / "reference")})
     assert reference.code == 0, reference.err
-    proc = subprocess.Popen([sys.executable, "-m", "paperlab", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=os.environ.copy())
-    deadline = time.time() + 240
-    while time.time() < deadline and not list(home.glob("runs/dml-*/dml.ckpt")):
-        time.sleep(0.02)
-    time.sleep(0.5)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    assert _kill_9_once_saved(args, home, "runs/dml-*/dml.ckpt") == -signal.SIGKILL
     resumed = sh(*args, "--resume")
     assert resumed.code == 0, resumed.err
     assert "dml      epoch   1/12" not in resumed.err

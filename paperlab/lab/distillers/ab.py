@@ -16,8 +16,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from paperlab.errors import BadInput
-from paperlab.lab.distillers.base import Distiller, Params, feature_maps, probe, register, same_size
+from paperlab.lab.distillers.base import Distiller, Params, paired_maps, register, same_size
 
 
 def boundary_loss(r: torch.Tensor, t: torch.Tensor, margin: float) -> torch.Tensor:
@@ -41,13 +40,8 @@ class ActivationBoundaries(Distiller):
 
     def __init__(self, params, student, teacher, info):
         super().__init__(params, student, teacher, info)
-        feature_maps(student, teacher, info, "ab")
-        s, t = probe(student, info).preact, probe(teacher, info).preact
-        if len(s) != len(t) or len(s) <= params.skip:
-            raise BadInput(f"ab: the nets need the same number of feature maps, more than distill.skip "
-                           f"(student {len(s)}, teacher {len(t)})")
-        self.connectors = nn.ModuleList(connector(a.shape[1], b.shape[1])
-                                        for a, b in zip(s[params.skip:], t[params.skip:]))
+        s, t = paired_maps(student, teacher, info, "ab", params.skip, "preact")
+        self.connectors = nn.ModuleList(connector(a.shape[1], b.shape[1]) for a, b in zip(s, t))
 
     def forward(self, s, t, b):
         k, n = self.p.skip, len(self.connectors)

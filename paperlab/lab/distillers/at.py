@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from paperlab.errors import BadInput
-from paperlab.lab.distillers.base import Distiller, Params, probe, register, same_size
+from paperlab.lab.distillers.base import Distiller, Params, paired_maps, register, same_size
 
 
 def attention(f: torch.Tensor, p: float) -> torch.Tensor:
@@ -40,10 +39,7 @@ class AttentionTransfer(Distiller):
 
     def __init__(self, params, student, teacher, info):
         super().__init__(params, student, teacher, info)
-        s, t = probe(student, info).feats, probe(teacher, info).feats
-        if len(s) != len(t) or len(s) <= params.skip or any(f.dim() != 4 for f in s + t):
-            raise BadInput(f"at: the nets need the same number of feature maps, more than distill.skip "
-                           f"(student {len(s)}, teacher {len(t)})")
+        paired_maps(student, teacher, info, "at", params.skip)
 
     def forward(self, s, t, b):
         k = self.p.skip

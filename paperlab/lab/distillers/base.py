@@ -105,6 +105,18 @@ def feature_maps(student: nn.Module, teacher: nn.Module, info: Info, name: str) 
     return s, t
 
 
+def paired_maps(student: nn.Module, teacher: nn.Module, info: Info, name: str, skip: int,
+                kind: str = "feats") -> tuple[list, list]:
+    """The feature maps (or their pre-activations: kind="preact") of both nets after the first `skip`,
+    stage by stage; refused unless both nets have the same number, more than `skip`."""
+    feature_maps(student, teacher, info, name)
+    s, t = getattr(probe(student, info), kind), getattr(probe(teacher, info), kind)
+    if len(s) != len(t) or len(s) <= skip:
+        raise BadInput(f"{name}: the nets need the same number of feature maps, more than distill.skip "
+                       f"(student {len(s)}, teacher {len(t)})")
+    return s[skip:], t[skip:]
+
+
 class Distiller(nn.Module):
     Params: ClassVar[type[Params]] = Params
     needs: ClassVar[frozenset[str]] = frozenset({"logits"})  # outputs asked of the nets: logits, feats, ...

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from paperlab.lab.distillers.base import Distiller, Params, feature_maps, probe, register
+from paperlab.lab.distillers.base import Distiller, Params, feature_maps, register
 
 
 def _convs(widths: list[int], transpose: bool = False) -> nn.Sequential:

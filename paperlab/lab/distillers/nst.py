@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from paperlab.errors import BadInput
-from paperlab.lab.distillers.base import Distiller, Params, feature_maps, register, same_size
+from paperlab.lab.distillers.base import Distiller, Params, paired_maps, register, same_size
 
 
 def poly_mmd(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
@@ -37,10 +36,7 @@ class NST(Distiller):
 
     def __init__(self, params, student, teacher, info):
         super().__init__(params, student, teacher, info)
-        s, t = feature_maps(student, teacher, info, "nst")
-        if len(s) != len(t) or len(s) <= params.skip:
-            raise BadInput(f"nst: the nets need the same number of feature maps, more than distill.skip "
-                           f"(student {len(s)}, teacher {len(t)})")
+        paired_maps(student, teacher, info, "nst", params.skip)
 
     def forward(self, s, t, b):
         k = self.p.skip

@@ -18,9 +18,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from paperlab.errors import BadInput
 from paperlab.lab.distillers.ab import connector
-from paperlab.lab.distillers.base import Distiller, Params, feature_maps, probe, register, same_size
+from paperlab.lab.distillers.base import Distiller, Params, paired_maps, register, same_size
 
 
 def margins(preact: torch.Tensor) -> torch.Tensor:
@@ -46,10 +45,7 @@ class OverhaulFeatureDistillation(Distiller):
 
     def __init__(self, params, student, teacher, info):
         super().__init__(params, student, teacher, info)
-        feature_maps(student, teacher, info, "ofd")
-        s, t = probe(student, info).preact[params.skip:], probe(teacher, info).preact[params.skip:]
-        if len(s) != len(t) or not s:
-            raise BadInput(f"ofd: the nets need the same number of feature maps, more than distill.skip")
+        s, t = paired_maps(student, teacher, info, "ofd", params.skip, "preact")
         self.connectors = nn.ModuleList(connector(a.shape[1], b.shape[1]) for a, b in zip(s, t))
         for i, f in enumerate(t):
             self.register_buffer(f"margin{i}", torch.zeros(f.shape[1]))

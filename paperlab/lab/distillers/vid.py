@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from paperlab.errors import BadInput
-from paperlab.lab.distillers.base import Distiller, Params, feature_maps, register, same_size
+from paperlab.lab.distillers.base import Distiller, Params, paired_maps, register, same_size
 
 
 def gaussian_nll(target: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
@@ -54,12 +53,9 @@ class VID(Distiller):
 
     def __init__(self, params, student, teacher, info):
         super().__init__(params, student, teacher, info)
-        s, t = feature_maps(student, teacher, info, "vid")
-        if len(s) != len(t) or len(s) <= params.skip:
-            raise BadInput(f"vid: the nets need the same number of feature maps, more than distill.skip "
-                           f"(student {len(s)}, teacher {len(t)})")
+        s, t = paired_maps(student, teacher, info, "vid", params.skip)
         self.regressors = nn.ModuleList(VIDRegressor(fs.shape[1], ft.shape[1], params.init_var, params.eps)
-                                        for fs, ft in zip(s[params.skip:], t[params.skip:]))
+                                        for fs, ft in zip(s, t))
 
     def forward(self, s, t, b):
         k = self.p.skip
