@@ -112,7 +112,8 @@ class Run:
         except BaseException:
             self.lock.release()
             raise
-        self.tags = {"paperlab.template": spec.name, "paperlab.paper": spec.paper or "", "paperlab.profile": spec.profile,
+        self.tags = {"paperlab.template": spec.name, "paperlab.paper": spec.paper or "",
+                     "paperlab.profile": spec.profile,
                      "paperlab.version": __version__, "paperlab.git_commit": _git_commit(),
                      "paperlab.torch": torch.__version__, "paperlab.device": str(self.device),
                      "paperlab.dataset": spec.dataset, "paperlab.dataset_sha256": self.data.checksum,
@@ -351,30 +352,14 @@ class Run:
         return replace(t, x_train=t.x_train[keep], y_train=t.y_train[keep])
 
     def _bias_shift(self, stage: StageSpec, run_id: str, model) -> None:
-        """Choose the shift of `shift_classes` on the validation split; log test errors before and after,
-        overall and on those classes, and the same for the paper's own shift where the stage gives it."""
+        """Shift the output bias of `shift_classes`, chosen on the validation split (lab/bias.py)."""
         from paperlab.lab import bias
 
-        classes, t = stage.shift_classes, self.tensors
-        chosen = bias.choose(trainer.predict(model, t.x_val), t.y_val, classes)
-        logits, y = trainer.predict(model, self.x_test), self.y_test
-        metrics = {"bias_shift": chosen, "test_error_unshifted": bias.errors(logits, y),
-                   "test_error_on_shifted_classes_unshifted": bias.on_classes(logits, y, classes),
-                   "test_error_shifted": bias.errors(logits, y, classes, chosen),
-                   "test_error_on_shifted_classes": bias.on_classes(logits, y, classes, chosen)}
-        if stage.paper_shift is not None:
-            metrics.update({"test_error_paper_shift": bias.errors(logits, y, classes, stage.paper_shift),
-                            "test_error_on_shifted_classes_paper_shift":
-                                bias.on_classes(logits, y, classes, stage.paper_shift)})
+        t = self.tensors
+        metrics = bias.measure(trainer.predict(model, t.x_val), t.y_val, trainer.predict(model, self.x_test),
+                               self.y_test, stage.shift_classes, stage.paper_shift)
         self.tracker.metrics(run_id, metrics)
-        self.findings.append(f"{stage.name}: bias of classes {classes} shifted by {chosen:+.1f} (chosen on the "
-                          f"validation split): test errors {metrics['test_error_unshifted']} -> "
-                          f"{metrics['test_error_shifted']}, on those classes "
-                          f"{metrics['test_error_on_shifted_classes_unshifted']} -> "
-                          f"{metrics['test_error_on_shifted_classes']}"
-                          + ("" if stage.paper_shift is None else
-                             f"; with the paper's {stage.paper_shift:+g}: {metrics['test_error_paper_shift']} "
-                             f"({metrics['test_error_on_shifted_classes_paper_shift']} on those classes)"))
+        self.findings.append(bias.describe(stage.name, stage.shift_classes, stage.paper_shift, metrics))
 
     def _finish(self, stage, run_id, model, last_logits, best_epoch, epochs, started, reused=False) -> StageResult:
         logits = trainer.predict(model, self.x_test)
