@@ -53,3 +53,15 @@ def test_omit3_leaves_threes_out_of_the_transfer_set_and_logs_the_shift(cli, hom
     assert -10 <= metrics["bias_shift"] <= 10 and "test_error_paper_shift" in metrics
     table = cli("run", "kd-hinton-omit3", "--profile", "smoke", "--device", "cpu")
     assert "bias of classes [3] shifted by" in table.out and "chosen on the validation split" in table.out
+
+
+def test_comparisons_pick_the_baseline_and_each_student_s_teacher():
+    from paperlab.lab.effect import StageInfo, comparisons
+
+    ab = [StageInfo("teacher", "teacher"), StageInfo("student", "student"),
+          StageInfo("ab-init", "student", teacher="teacher"), StageInfo("ab", "student", init="ab-init")]
+    assert comparisons(ab) == [("ab", "teacher", "student")]  # the phase is left out, compared via its teacher
+    takd = [StageInfo("teacher", "teacher"), StageInfo("student", "student"),
+            StageInfo("assistant", "assistant", teacher="teacher"), StageInfo("takd", "student", teacher="assistant")]
+    assert comparisons(takd) == [("takd", "assistant", "student")]
+    assert comparisons([StageInfo("teacher", "teacher"), StageInfo("kd", "student", teacher="teacher")]) == []

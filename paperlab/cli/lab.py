@@ -125,21 +125,14 @@ def run(
 
 
 def _effects(spec, stages) -> list[str]:
-    """One line per distilled stage: errors saved against the baseline student, share of the gap closed.
-    A phase (a stage others start from) is left out; a stage started from a phase is compared with the
-    phase's teacher."""
-    from paperlab.lab.effect import effect, summarise
+    """One line per distilled stage: errors saved against the baseline student, share of the gap closed."""
+    from paperlab.lab.effect import StageInfo, comparisons, effect, summarise
 
     by_name = {s.stage: s for s in stages}
-    phases = {s.init for s in spec.stages if s.init}
-    teacher_of = {s.name: s.teacher or (spec.stage(s.init).teacher if s.init else None) for s in spec.stages}
-    baseline = next((s for s in stages if s.role == "student" and not s.taught_by and s.stage not in phases
-                     and not spec.stage(s.stage).init), None)
-    if baseline is None:
-        return []
-    return [f"{s.stage}: " + summarise([effect(by_name[teacher_of[s.stage]].test_error, baseline.test_error,
-                                               s.test_error)]).text()
-            for s in stages if teacher_of.get(s.stage) in by_name and s.role == "student" and s.stage not in phases]
+    infos = [StageInfo(s.stage, s.role, s.taught_by, spec.stage(s.stage).init) for s in stages]
+    return [f"{name}: " + summarise([effect(by_name[teacher].test_error, by_name[baseline].test_error,
+                                            by_name[name].test_error)]).text()
+            for name, teacher, baseline in comparisons(infos)]
 
 
 def sweep(

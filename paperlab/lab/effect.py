@@ -9,6 +9,32 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class StageInfo:
+    name: str
+    role: str                   # teacher, student, or a further model
+    teacher: str | None = None  # the stage that taught it
+    init: str | None = None     # the stage it started from
+
+
+def comparisons(stages: list[StageInfo]) -> list[tuple[str, str, str]]:
+    """(distilled stage, its teacher, the baseline student) for each distilled student of one run. A phase
+    (a stage others start from) is no student to compare; a stage started from a phase is compared through
+    the phase's teacher. Empty where the run has no baseline student."""
+    by_name = {s.name: s for s in stages}
+    phases = {s.init for s in stages if s.init}
+    baseline = next((s.name for s in stages if s.role == "student" and not s.teacher and not s.init
+                     and s.name not in phases), None)
+    if baseline is None:
+        return []
+    out = []
+    for s in stages:
+        teacher = s.teacher or (by_name[s.init].teacher if s.init in by_name else None)
+        if s.role == "student" and s.name not in phases and teacher in by_name:
+            out.append((s.name, teacher, baseline))
+    return out
+
+
+@dataclass(frozen=True)
 class Effect:
     saved: float               # baseline errors - distilled errors
     gap_closed: float | None   # saved / (baseline - teacher); None where the teacher is no better

@@ -164,7 +164,7 @@ def _claims(runs: list[dict[str, Any]], templates: list[str]) -> list[ClaimRow]:
 def _effects(runs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     """Errors saved and gap closed per distilled stage, over every parent run (seed) of the newest run's
     template and profile whose distilled stage has the newest one's configuration."""
-    from paperlab.lab.effect import effect, summarise
+    from paperlab.lab.effect import StageInfo, comparisons, effect, summarise
 
     newest = runs[0]
     parents: dict[str, dict[str, dict[str, Any]]] = {}
@@ -174,18 +174,14 @@ def _effects(runs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     found: dict[str, list] = {}
     reference: dict[str, tuple] = {}
     for stages in reversed(list(parents.values())):  # newest parent first: its configuration is the reference
-        phase = lambda r: r["tags"].get("paperlab.phase") == "true"  # noqa: E731  (a stage others start from)
-        baseline = next((r for r in stages.values() if role_of(r) == "student" and not is_taught(r)
-                         and not phase(r) and not r["tags"].get("paperlab.init")), None)
-        for name, run in stages.items():
-            start = stages.get(run["tags"].get("paperlab.init", ""), {"tags": {}})
-            teacher = stages.get(run["tags"].get("paperlab.taught_by") or start["tags"].get("paperlab.taught_by", ""))
-            if baseline is None or teacher is None or role_of(run) != "student" or phase(run):
-                continue
+        infos = [StageInfo(name, role_of(r), r["tags"].get("paperlab.taught_by") or None,
+                           r["tags"].get("paperlab.init") or None) for name, r in stages.items()]
+        for name, teacher, baseline in comparisons(infos):
+            run = stages[name]
             if reference.setdefault(name, _config(run)) != _config(run):
                 continue
-            found.setdefault(name, []).append(effect(teacher["test_error"], baseline["test_error"],
-                                                     run["test_error"]))
+            found.setdefault(name, []).append(effect(stages[teacher]["test_error"],
+                                                     stages[baseline]["test_error"], run["test_error"]))
     return [(name, summarise(effects)) for name, effects in found.items()]
 
 
