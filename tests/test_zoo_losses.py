@@ -368,3 +368,17 @@ def test_ft_factor_loss_by_hand():
     by_hand = abs(3 / 5 - 1) + abs(4 / 5 - 0)
     got = factor_loss(torch.tensor([fs]).view(1, 2, 1, 1), torch.tensor([ft]).view(1, 2, 1, 1))
     assert got.item() == pytest.approx(by_hand)
+
+
+def test_ft_paraphraser_phase_leaves_the_teacher_s_weights_alone():
+    """Only the paraphraser learns: with weight decay in the recipe the net's weights still do not move."""
+    _, teacher, info = _cnn_pair()
+    phase = _method("ft-paraphraser", {}, teacher, None, info)
+    before = [p.detach().clone() for p in teacher.parameters()]
+    optimizer = torch.optim.SGD([*teacher.parameters(), *phase.parameters()], lr=0.1, weight_decay=5e-4)
+    x = torch.randn(6, 1, 8, 8)
+    loss, _ = phase(teacher(x, features=True), None, _batch([0, 1, 2, 3, 4, 5]))
+    loss.backward()
+    optimizer.step()
+    assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters()))
+    assert any(p.grad is not None for p in phase.parameters())
