@@ -40,23 +40,18 @@ def main() -> None:
         points = _plain(args, settings, data_dir)
     tracker = Tracker(settings)
     rows: dict[str, dict[str, list[float]]] = {}
-    untaught: dict[tuple[int, str], float] = {}  # a sweep of distill keys trains teacher and baseline once per seed
+    untaught: dict[int, dict[str, float]] = {}  # per seed: a sweep of distill keys trains these once per seed
+    baseline: dict[int, str] = {}
     for point in points:
         label = ",".join(f"{k}={v}" for k, v in point.overrides.items()) or "(profile)"
-        val = {s.stage: untaught[(point.seed, s.stage)] if s.reused else
-               min(v for _, v in tracker.history(s.run_id, "val_error")) for s in point.stages}
+        known, distilled = untaught.setdefault(point.seed, {}), {}
         for s in point.stages:
-            if not s.taught_by:
-                untaught[(point.seed, s.stage)] = val[s.stage]
-                untaught[(point.seed, "baseline")] = val[s.stage] if s.role == "student" else \
-                    untaught.get((point.seed, "baseline"))
-        for s in point.stages:
-            if s.taught_by:
-                val[f"{s.stage} beats baseline"] = val[s.stage] < untaught[(point.seed, "baseline")]
-        for key, seed_stage in untaught.items():
-            if key[0] == point.seed and key[1] != "baseline":
-                val.setdefault(key[1], seed_stage)
-        for stage, value in sorted(val.items(), key=lambda kv: "beats" in kv[0]):
+            value = known[s.stage] if s.reused else min(v for _, v in tracker.history(s.run_id, "val_error"))
+            (distilled if s.taught_by else known)[s.stage] = value
+            if s.role == "student" and not s.taught_by:
+                baseline[point.seed] = s.stage
+        beats = {f"{name} beats baseline": v < known[baseline[point.seed]] for name, v in distilled.items()}
+        for stage, value in {**known, **distilled, **beats}.items():
             rows.setdefault(label, {}).setdefault(stage, []).append(value)
     order = sorted(next(iter(rows.values())), key=lambda k: ("beats" in k, k != "teacher", k))
     rows = {label: {k: stages[k] for k in order} for label, stages in rows.items()}
