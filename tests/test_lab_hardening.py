@@ -1,4 +1,5 @@
-"""Defects of issue 13 in the code the lab rewrite touched: each case failed before its fix."""
+"""Defects of issue 13 in the code the lab rewrite touched: each case failed before its fix (the security
+cases 1, 4 and 5 are in test_hostile.py)."""
 
 import os
 import threading
@@ -6,33 +7,6 @@ import threading
 import torch
 
 SMOKE = ["run", "kd-hinton", "--profile", "smoke", "--device", "cpu", "--json"]
-
-
-def test_1_a_planted_pickle_in_a_checkpoint_is_refused_on_resume(cli, home, tmp_path):
-    assert cli(*SMOKE, "--stage", "student", "--epochs", "2").code == 0
-    run_dir = next(p for p in (home / "runs").iterdir() if p.is_dir())
-    marker = tmp_path / "pwned"
-
-    class Evil:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
-    torch.save({"model": Evil()}, run_dir / "student.ckpt")
-    (run_dir / "state.json").write_text('{"stages": {}}')
-    r = cli(*SMOKE, "--stage", "student", "--epochs", "2", "--resume", "--retrain")
-    assert r.code == 1 and "cannot resume from" in r.err and "student.ckpt" in r.err
-    assert not marker.exists() and len(r.err.strip().splitlines()) <= 3
-
-
-def test_4_names_cannot_leave_the_workspace(cli, home):
-    r = cli(*SMOKE, "--set", "name=../../escape")
-    assert r.code == 2 and "bad value for 'name'" in r.err
-    assert not (home.parent / "escape").exists() and not (home / "runs").exists()
-
-
-def test_5_run_filters_cannot_be_rewritten(cli):
-    r = cli("runs", "--template", "kd-hinton' and attributes.status = 'RUNNING", "--json")
-    assert r.code == 2 and "cannot search runs for" in r.err
 
 
 def test_7_a_damaged_teacher_cache_is_set_aside_and_retrained(cli, home):

@@ -43,25 +43,31 @@ def _one_line(exc: BaseException) -> tuple[str, int]:
     return f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1
 
 
+INTERRUPTED = "interrupted (an interrupted `paperlab run` continues where it stopped with --resume)"
+
+
 def main() -> None:
-    import click
+    from typer.exceptions import Abort, TyperException
 
     debug = "--debug" in sys.argv[1:]
     try:
         code = app(standalone_mode=False)
-    except click.exceptions.Abort:
+        if code == 130:  # typer turns Ctrl-C into Exit(130) before we see it
+            print(INTERRUPTED, file=sys.stderr)
+    except Abort:
         print("aborted", file=sys.stderr)
         code = 1
-    except click.ClickException as exc:
+    except TyperException as exc:  # typer's own copy of click's usage errors: click's message, exit 2
         exc.show()
         code = exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted (an interrupted `paperlab run` continues where it stopped with --resume)",
-              file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         code = 130
     except Exception as exc:  # every error ends as one line unless --debug
         if debug:
             raise
+        from paperlab.cli.output import error_line
+
         message, code = _one_line(exc)
-        print(f"error: {message}", file=sys.stderr)
+        error_line(message)
     sys.exit(code if isinstance(code, int) else 0)

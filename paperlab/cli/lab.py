@@ -180,11 +180,19 @@ def runs(template: str = typer.Option(None, "--template"), paper: str = typer.Op
           title=f"{len(found)} runs")
 
 
-def ui(port: int = typer.Option(5000, "--port")) -> None:
+def ui(port: int = typer.Option(5000, "--port", min=1, max=65535)) -> None:
     """Start the MLflow UI on 127.0.0.1 against paperlab's tracking store."""
     import os
+    import socket
+
+    from paperlab.errors import PaperlabError
 
     settings = _settings()
+    with socket.socket() as probe:  # a port in use is one line here, not a server traceback later
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise PaperlabError(f"cannot serve on 127.0.0.1:{port} ({exc.strerror}); choose another --port")
     from paperlab.lab.tracking import Tracker
 
     Tracker(settings)  # creates and migrates a fresh local store under its lock

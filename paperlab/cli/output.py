@@ -12,6 +12,24 @@ import sys
 from typing import Any
 
 
+# C0 and C1 control characters (but tab and newline) and the bidirectional overrides/isolates: a title from a
+# BibTeX file or an arXiv feed must not clear the screen, plant an OSC-8 link or reverse the line it is on.
+_UNSAFE = [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F,
+           *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_VISIBLE = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in _UNSAFE}
+_JSON_ESCAPED = {c: f"\\u{c:04x}" for c in _UNSAFE if c >= 0x7F}  # json.dumps escapes those below 0x20 itself
+
+
+def clean(text: Any) -> str:
+    """Text safe to print on a terminal: control and bidi characters shown as escapes (\\x1b, \\u202e)."""
+    return str(text).translate(_VISIBLE)
+
+
+def say(*parts: Any, err: bool = False) -> None:
+    """print() for text that holds stored or user-given data: neutralised for the terminal."""
+    print(*(clean(p) for p in parts), file=sys.stderr if err else sys.stdout)
+
+
 def console(stderr: bool = False):
     from rich.console import Console
 
@@ -21,11 +39,12 @@ def console(stderr: bool = False):
 def print_json(data: Any) -> None:
     """Indented on a terminal; compact (and several times faster to encode) into a pipe or file."""
     indent = 2 if sys.stdout.isatty() else None
-    sys.stdout.write(json.dumps(data, indent=indent, ensure_ascii=False, default=str) + "\n")
+    text = json.dumps(data, indent=indent, ensure_ascii=False, default=str)
+    sys.stdout.write(text.translate(_JSON_ESCAPED) + "\n")
 
 
 def _cell(value: Any) -> str:
-    return "" if value is None else " ".join(str(value).split())
+    return "" if value is None else clean(" ".join(str(value).split()))
 
 
 def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
@@ -35,7 +54,7 @@ def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -
     if sys.stdout.isatty():
         room = shutil.get_terminal_size().columns - sum(widths[:-1]) - 2 * (len(widths) - 1)
         widths[-1] = max(10, min(widths[-1], room))
-    lines = [title] if title else []
+    lines = [clean(title)] if title else []
     for row in [columns, *cells]:
         text = "  ".join(v.ljust(w) if i < len(row) - 1 else v[:w] for i, (v, w) in enumerate(zip(row, widths)))
         lines.append(text.rstrip())
@@ -43,4 +62,4 @@ def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -
 
 
 def error_line(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
+    say(f"error: {message}", err=True)

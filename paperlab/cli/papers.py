@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 
-from paperlab.cli.output import console, error_line, print_json, table
+from paperlab.cli.output import clean, console, error_line, print_json, say, table
 
 JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
 
@@ -28,7 +29,7 @@ def init() -> None:
         ("workspace", settings.home), ("library database", settings.db_url), ("notes", settings.notes_dir),
         ("MLflow tracking", settings.mlflow_uri), ("datasets", settings.data_dir), ("arXiv API", settings.arxiv_url),
     ]:
-        print(f"{what:>16}: {where}")
+        say(f"{what:>16}: {where}")
 
 
 def add(
@@ -48,7 +49,7 @@ def add(
             continue
         venue_text = f"  [{outcome.venue}]" if outcome.venue else ""
         note = "new note" if outcome.extra["wrote_note"] else "note untouched"
-        print(f"{outcome.status:<9} {outcome.arxiv_id}v{outcome.extra['version']}  {outcome.title}{venue_text}"
+        say(f"{outcome.status:<9} {outcome.arxiv_id}v{outcome.extra['version']}  {outcome.title}{venue_text}"
               f"  ({note}: {outcome.note_path})")
     raise typer.Exit(code)
 
@@ -84,16 +85,16 @@ def show(arxiv_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON
     if as_json:
         return print_json(paper)
     out = console()
-    out.print(paper["title"], style="bold", markup=False)
+    out.print(clean(paper["title"]), style="bold", markup=False)
     for key in ("arxiv_id", "version", "authors", "published", "updated", "venue", "venue_detail", "tags",
                 "templates", "primary_category", "comment", "journal_ref", "doi", "url", "pdf_url", "note_path"):
         value = paper[key]
         if value in (None, [], ""):
             continue
         out.print(f"{key:>16}: ", end="", markup=False)
-        out.print(", ".join(value) if isinstance(value, list) else str(value), markup=False)
+        out.print(clean(", ".join(value) if isinstance(value, list) else value), markup=False)
     out.print()
-    out.print(paper["abstract"], markup=False)
+    out.print(clean(paper["abstract"]), markup=False)
 
 
 def search(query: str = typer.Argument(..., help="Words to find (all must match; word* for a prefix)."),
@@ -121,7 +122,7 @@ def tag(arxiv_id: str = typer.Argument(..., metavar="ID"),
     from paperlab.library.papers import set_tags
 
     now = set_tags(_settings(), arxiv_id, tags, remove)
-    print(f"{arxiv_id}: tags now {' '.join(now) or '(none)'}")
+    say(f"{arxiv_id}: tags now {' '.join(now) or '(none)'}")
 
 
 def venue(arxiv_id: str = typer.Argument(..., metavar="ID"),
@@ -130,7 +131,7 @@ def venue(arxiv_id: str = typer.Argument(..., metavar="ID"),
     """Set a paper's venue by hand (kept when the paper is refreshed)."""
     from paperlab.library.papers import set_venue
 
-    print(f"{arxiv_id}: venue set to {set_venue(_settings(), arxiv_id, name)}")
+    say(f"{arxiv_id}: venue set to {set_venue(_settings(), arxiv_id, name)}")
 
 
 def venues(as_json: bool = JSON) -> None:
@@ -159,7 +160,7 @@ def note(arxiv_id: str = typer.Argument(..., metavar="ID")) -> None:
 
         raise PaperlabError(f"the note {path} is gone; `paperlab add {arxiv_id}` writes a fresh one")
     if not open_in_editor(path):
-        print(path)
+        say(path)
 
 
 def rm(arxiv_id: str = typer.Argument(..., metavar="ID"),
@@ -172,11 +173,15 @@ def rm(arxiv_id: str = typer.Argument(..., metavar="ID"),
 
     with Reader(_settings()) as reader:
         paper = get_paper(reader, arxiv_id)
+    if not yes and not sys.stdin.isatty():
+        from paperlab.errors import BadInput
+
+        raise BadInput(f"not removing {paper['arxiv_id']} without a terminal to confirm on: add --yes")
     if not yes and not typer.confirm(f"remove {paper['arxiv_id']} {paper['title']!r}?"):
         raise typer.Exit(1)
     outcome = remove(_settings(), arxiv_id, purge)
     kept = "note deleted" if purge else f"note kept at {outcome.note_path}"
-    print(f"removed {outcome.arxiv_id} {outcome.title} ({kept})")
+    say(f"removed {outcome.arxiv_id} {outcome.title} ({kept})")
 
 
 def export(fmt: str = typer.Option("bibtex", "--format", "-f", help="bibtex or json."),
@@ -199,10 +204,10 @@ def export(fmt: str = typer.Option("bibtex", "--format", "-f", help="bibtex or j
     else:
         text = json.dumps([to_json(r) for r in rows], indent=2, ensure_ascii=False) + "\n"
     if output is None:
-        print(text, end="")
+        sys.stdout.write(clean(text) if sys.stdout.isatty() else text)
     else:
         output.write_text(text, encoding="utf-8")
-        print(f"wrote {len(rows)} papers to {output}")
+        say(f"wrote {len(rows)} papers to {output}")
 
 
 def import_(path: Path = typer.Argument(..., metavar="FILE.bib"),
@@ -212,9 +217,9 @@ def import_(path: Path = typer.Argument(..., metavar="FILE.bib"),
 
     outcomes, skipped = import_bib(_settings(), path, tag)
     for outcome in outcomes:
-        print(f"{outcome.status:<9} {outcome.arxiv_id}  {outcome.title}")
+        say(f"{outcome.status:<9} {outcome.arxiv_id}  {outcome.title}")
     for key in skipped:
-        print(f"skipped   {key}: no arXiv ID in the entry")
+        say(f"skipped   {key}: no arXiv ID in the entry")
 
 
 def link(arxiv_id: str = typer.Argument(..., metavar="PAPER"),
@@ -225,7 +230,7 @@ def link(arxiv_id: str = typer.Argument(..., metavar="PAPER"),
 
     template_names(check=template)
     link_template(_settings(), arxiv_id, template)
-    print(f"linked {arxiv_id} to template {template}")
+    say(f"linked {arxiv_id} to template {template}")
 
 
 def register(app: typer.Typer) -> None:

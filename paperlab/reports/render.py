@@ -18,9 +18,38 @@ def _markdown(text: str) -> str:
 
 
 def _md_escape(value: object) -> str:
+    """One line of Markdown text that renders as the value itself: no HTML, no emphasis, no table cells."""
+    from markupsafe import Markup
+
+    if isinstance(value, Markup):  # already made safe by a filter below
+        return str(value)
     text = "" if value is None else str(value)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"([\\`*_\[\]|])", r"\\\1", " ".join(text.split()))
+    return re.sub(r"([\\`*_\[\]|#!])", r"\\\1", " ".join(text.split()))
+
+
+def _md_code(value: object) -> str:
+    """An inline code span of one line whose fence no backtick in the value can close; pipes kept in the cell."""
+    from markupsafe import Markup
+
+    text = " ".join(("" if value is None else str(value)).split()).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    return Markup(f"{fence} {text} {fence}") if text else Markup("")
+
+
+def _md_block(text: object) -> str:
+    """A note's own Markdown, kept as Markdown, with any raw HTML in it shown as text."""
+    from markupsafe import Markup
+
+    return Markup(str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def _md_link(url: object) -> str:
+    from urllib.parse import quote
+
+    from markupsafe import Markup
+
+    return Markup(quote(str(url), safe=":/?#@!$&'*+,;=%~.-_"))
 
 
 def _num(value: object, digits: int = 1) -> str:
@@ -29,18 +58,19 @@ def _num(value: object, digits: int = 1) -> str:
     return f"{value:,.{digits}f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}"
 
 
-def _env():
+def _env(fmt: str):
+    """HTML autoescapes every value; Markdown passes every value through _md_escape (its `finalize`), so a
+    tag or title read from MLflow or the library is text in both, whatever it holds."""
     import jinja2
     from markupsafe import Markup
 
     from paperlab.resources import templates_dir
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir() / "reports"),
-                             autoescape=jinja2.select_autoescape(["html.j2"]), trim_blocks=True,
-                             lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    options = {"autoescape": True} if fmt == "html" else {"finalize": _md_escape}
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir() / "reports"), trim_blocks=True,
+                             lstrip_blocks=True, undefined=jinja2.StrictUndefined, **options)
     env.filters["markdown"] = lambda text: Markup(_markdown(text))
-    env.filters["md"] = _md_escape
-    env.filters["num"] = _num
+    env.filters.update(code=_md_code, note=_md_block, link=_md_link, num=_num)
     return env
 
 
@@ -56,7 +86,7 @@ def html(data: ReportData) -> str:
     context = _context(data)
     for figure in context["figures"]:
         figure.src = "data:image/png;base64," + base64.b64encode(figure.png).decode()
-    return _env().get_template("report.html.j2").render(**context)
+    return _env("html").get_template("report.html.j2").render(**context)
 
 
 def markdown(data: ReportData, out: Path) -> str:
@@ -67,7 +97,7 @@ def markdown(data: ReportData, out: Path) -> str:
     for figure in context["figures"]:
         (folder / f"{figure.name}.png").write_bytes(figure.png)
         figure.src = f"{folder.name}/{figure.name}.png"
-    return _env().get_template("report.md.j2").render(**context)
+    return _env("md").get_template("report.md.j2").render(**context)
 
 
 def write(data: ReportData, out: Path, fmt: str) -> Path:
