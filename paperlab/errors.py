@@ -15,3 +15,11 @@ class BadInput(PaperlabError):
 
 class NotFound(BadInput):
     """Something named by the user does not exist."""
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A user's value quoted for an error line, cut to `limit` characters: a 120 KB argument is not echoed."""
+    text = str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text):,} characters)"

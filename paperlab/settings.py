@@ -18,6 +18,10 @@ class Settings:
     arxiv_url: str
     arxiv_delay: float
     data_dir: Path
+    arxiv_timeout: float = 30.0  # seconds per try
+    arxiv_retries: int = 4
+    arxiv_backoff: float = 2.0
+    arxiv_deadline: float = 60.0  # seconds for a whole fetch, tries and waits included
 
     @property
     def notes_dir(self) -> Path:
@@ -42,6 +46,22 @@ def _default_home() -> Path:
     return Path(user_data_dir("paperlab", appauthor=False))
 
 
+def _number(env, key: str, default: str, minimum: float, kind=float, above: bool = False):
+    """A numeric setting from the environment, or one line saying what is wrong with it."""
+    raw = env.get(key) or default
+    try:
+        value = kind(raw)
+        valid = value > minimum if above else value >= minimum
+    except ValueError:
+        valid = False
+    if not valid or value != value or value in (float("inf"),):
+        from paperlab.errors import BadInput, shown
+
+        bound = f"above {minimum:g}" if above else f"at least {minimum:g}"
+        raise BadInput(f"{key} must be {'a whole number' if kind is int else 'a number'} {bound}, got {shown(raw)}")
+    return value
+
+
 def load() -> Settings:
     env = os.environ
     home = Path(env["PAPERLAB_HOME"]).expanduser() if env.get("PAPERLAB_HOME") else _default_home()
@@ -55,6 +75,10 @@ def load() -> Settings:
         mlflow_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
         artifacts_dir=home / "mlartifacts",
         arxiv_url=url,
-        arxiv_delay=float(env.get("PAPERLAB_ARXIV_DELAY", "3")),
+        arxiv_delay=_number(env, "PAPERLAB_ARXIV_DELAY", "3", 0),
         data_dir=Path(env.get("PAPERLAB_DATA_DIR") or home / "data").expanduser().absolute(),
+        arxiv_timeout=_number(env, "PAPERLAB_ARXIV_TIMEOUT", "30", 0, above=True),
+        arxiv_retries=_number(env, "PAPERLAB_ARXIV_RETRIES", "4", 0, kind=int),
+        arxiv_backoff=_number(env, "PAPERLAB_ARXIV_BACKOFF", "2", 0),
+        arxiv_deadline=_number(env, "PAPERLAB_ARXIV_DEADLINE", "60", 0, above=True),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -63,6 +64,9 @@ class ArxivStub:
         self.fail_next: list[int] = []  # statuses to answer with before serving normally
         self.requests: list[dict] = []
         self.refuse: set[str] = set()  # IDs answered with arXiv's HTTP 400 error entry
+        self.retry_after = "0"  # the Retry-After header of a 429
+        self.silent_s = 0.0  # accept the connection, then say nothing this long
+        self.junk = False  # answer HTTP 200 with bytes that are no feed
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,11 +75,16 @@ class ArxivStub:
 
             def do_GET(self):
                 stub.requests.append({"path": self.path, "user_agent": self.headers.get("User-Agent")})
+                if stub.silent_s:
+                    time.sleep(stub.silent_s)
+                    return
+                if stub.junk:
+                    return self._send(200, "\x00\x9f\x92\x96 PK\x03\x04 not a feed")
                 if stub.fail_next:
                     status = stub.fail_next.pop(0)
                     self.send_response(status)
                     if status == 429:
-                        self.send_header("Retry-After", "0")
+                        self.send_header("Retry-After", stub.retry_after)
                     self.end_headers()
                     self.wfile.write(b"try later")
                     return
@@ -128,8 +137,6 @@ class ArxivStub:
 
 
 if __name__ == "__main__":
-    import time
-
     with ArxivStub() as stub:
         print(f"PAPERLAB_ARXIV_URL={stub.url}", flush=True)
         while True:

@@ -39,6 +39,7 @@ def arxiv(arxiv_stub):
     arxiv_stub.fail_next.clear()
     arxiv_stub.requests.clear()
     arxiv_stub.refuse.clear()
+    arxiv_stub.retry_after, arxiv_stub.silent_s, arxiv_stub.junk = "0", 0.0, False
     return arxiv_stub
 
 

@@ -3,8 +3,8 @@ request, backoff on 429/5xx and dropped connections (urllib3's Retry), and a use
 
 from __future__ import annotations
 
-import os
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -15,6 +15,10 @@ from paperlab.settings import Settings
 USER_AGENT = f"paperlab/{__version__} (paper library for study groups; arxiv.py client)"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_RETRY_AFTER_S = 30.0
+
+
+class _DeadlinePassed(Exception):
+    """Raised from inside urllib3's retry loop when waiting longer would pass the fetch's deadline."""
 
 
 @dataclass
@@ -35,31 +39,54 @@ class Fetched:
 
 
 def _session(settings: Settings):
+    """A requests.Session with retries (urllib3), a timeout per try and one deadline over all tries and waits."""
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
-    class CappedRetry(Retry):
+    deadline = time.monotonic() + settings.arxiv_deadline
+
+    class DeadlineRetry(Retry):
         def get_retry_after(self, response):  # a server asking for an hour should not hang the CLI
             seconds = super().get_retry_after(response)
             return None if seconds is None else min(seconds, MAX_RETRY_AFTER_S)
 
-    timeout = float(os.environ.get("PAPERLAB_ARXIV_TIMEOUT", "30"))
+        def sleep(self, response=None):
+            asked = Retry.get_retry_after(self, response) if response is not None else None
+            wait = min(asked, MAX_RETRY_AFTER_S) if asked is not None else self.get_backoff_time()
+            if time.monotonic() + wait > deadline or (asked or 0) > MAX_RETRY_AFTER_S:
+                tries = len(self.history)
+                if asked is not None:
+                    raise _DeadlinePassed(f"arXiv is rate-limiting (HTTP {response.status}) and asks to wait "
+                                          f"{asked:.0f} s; try again after that")
+                last = self.history[-1] if self.history else None
+                what = f"HTTP {last.status}" if last and last.status else "no answer"
+                raise _DeadlinePassed(f"arXiv gave {what} on {tries} tries within {settings.arxiv_deadline:g} s "
+                                      "(PAPERLAB_ARXIV_DEADLINE); try again later")
+            super().sleep(response)
 
     class PoliteSession(requests.Session):
         rejection: str | None = None
+        unreadable: bytes | None = None
+        timeout_s = settings.arxiv_timeout
 
         def request(self, method, url, **kwargs):
-            kwargs.setdefault("timeout", timeout)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _DeadlinePassed(f"no complete answer from arXiv within {settings.arxiv_deadline:g} s "
+                                      "(PAPERLAB_ARXIV_DEADLINE); try again later")
+            kwargs["timeout"] = min(settings.arxiv_timeout, left)
             kwargs["headers"] = {**(kwargs.get("headers") or {}), "user-agent": USER_AGENT}
             response = super().request(method, url, **kwargs)
             if response.status_code == 400:
                 self.rejection = _error_entry(response.content)
+            if response.status_code == 200 and not _is_atom_feed(response.content):
+                self.unreadable = response.content[:40]
             return response
 
-    retry = CappedRetry(
-        total=int(os.environ.get("PAPERLAB_ARXIV_RETRIES", "4")),
-        backoff_factor=float(os.environ.get("PAPERLAB_ARXIV_BACKOFF", "2")),
+    retry = DeadlineRetry(
+        total=settings.arxiv_retries,
+        backoff_factor=settings.arxiv_backoff,
         status_forcelist=RETRY_STATUSES,
         allowed_methods=["GET"],
         respect_retry_after_header=True,
@@ -69,6 +96,12 @@ def _session(settings: Settings):
     session.mount("http://", HTTPAdapter(max_retries=retry))
     session.mount("https://", HTTPAdapter(max_retries=retry))
     return session
+
+
+def _is_atom_feed(content: bytes) -> bool:
+    """Looks like a feed: feedparser reads real arXiv replies leniently, so only a reply without a <feed> at
+    its start (binary junk, an HTML error page) counts as unreadable."""
+    return re.search(rb"<feed[\s>]", content[:4096]) is not None
 
 
 def _error_entry(content: bytes) -> str | None:
@@ -112,12 +145,20 @@ def _query(client, session, ids: list[str]) -> list[Fetched]:
             raise PaperlabError("arXiv is rate-limiting requests (HTTP 429) even after backing off; "
                                 "try again in a minute") from exc
         raise PaperlabError(f"arXiv answered HTTP {exc.status} after retries ({host})") from exc
+    except _DeadlinePassed as exc:
+        raise PaperlabError(f"{exc} ({host})") from exc
     except requests.exceptions.Timeout as exc:
         raise PaperlabError(f"arXiv did not answer in time ({host})") from exc
     except requests.exceptions.RequestException as exc:
+        if "Read timed out" in str(exc):
+            raise PaperlabError(f"arXiv accepted the connection but did not answer within "
+                                f"{session.timeout_s:g} s per try ({host})") from exc
         errno = re.search(r"\[Errno -?\d+\] [^'\")]+", str(exc))
         reason = errno.group() if errno else type(exc).__name__
         raise PaperlabError(f"cannot reach arXiv at {host}: {reason}") from exc
+    if session.unreadable is not None:
+        raise PaperlabError(f"arXiv's reply could not be read: HTTP 200 but not an Atom feed "
+                            f"(it starts {session.unreadable!r}) ({host})")
     return [_to_fetched(r) for r in results]
 
 

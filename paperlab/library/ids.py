@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
-from paperlab.errors import BadInput
+from paperlab.errors import BadInput, shown
 
-_NEW = re.compile(r"^(?P<id>\d{2}(?:0[1-9]|1[0-2])\.\d{4,5})(?:v(?P<v>\d+))?$")
-_OLD = re.compile(r"^(?P<id>[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{2}(?:0[1-9]|1[0-2])\d{3})(?:v(?P<v>\d+))?$")
+# re.ASCII: arXiv IDs are ASCII digits only (\d would also take Arabic-Indic or full-width digits)
+_NEW = re.compile(r"^(?P<id>\d{2}(?:0[1-9]|1[0-2])\.\d{4,5})(?:v(?P<v>[1-9]\d{0,2}))?$", re.ASCII)
+_OLD = re.compile(r"^(?P<id>[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{2}(?:0[1-9]|1[0-2])\d{3})(?:v(?P<v>[1-9]\d{0,2}))?$",
+                  re.ASCII)
 _URL = re.compile(r"^(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/(?P<rest>.+?)(?:\.pdf)?/?$", re.I)
 
 
@@ -27,8 +29,8 @@ def parse(raw: str) -> tuple[str, int | None]:
             version = found.group("v")
             return found.group("id"), int(version) if version else None
     raise BadInput(
-        f"malformed arXiv ID {raw!r}: expected e.g. 1503.02531, 1503.02531v2, arXiv:1503.02531, "
-        "https://arxiv.org/abs/1503.02531 or cs/0112017"
+        f"malformed arXiv ID {shown(raw)}: expected e.g. 1503.02531, 1503.02531v2 (versions 1 to 999), "
+        "arXiv:1503.02531, https://arxiv.org/abs/1503.02531 or cs/0112017"
     )
 
 

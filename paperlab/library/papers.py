@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from paperlab.errors import BadInput, NotFound, PaperlabError
+from paperlab.errors import BadInput, NotFound, PaperlabError, shown
 from paperlab.library import ids, notes, search, venues
 from paperlab.library.arxiv import Fetched
 from paperlab.settings import Settings
@@ -121,10 +121,16 @@ def _reindex(session, paper) -> None:
                      notes.body(paper.note_path))
 
 
+MAX_TAG = 64
+
+
 def clean_tags(tags: list[str]) -> list[str]:
     cleaned = [t.strip() for t in tags]
-    if any(not t or any(c.isspace() for c in t) for t in cleaned):
-        raise BadInput(f"a tag is one word without spaces, got {tags!r}")
+    for tag in cleaned:
+        if not tag or any(c.isspace() or not c.isprintable() for c in tag):
+            raise BadInput(f"a tag is one word of printable characters without spaces, got {shown(tag)}")
+        if len(tag) > MAX_TAG:
+            raise BadInput(f"tag too long: {shown(tag)} (at most {MAX_TAG} characters)")
     return sorted(set(cleaned))
 
 
@@ -204,6 +210,9 @@ def add(settings: Settings, raw_ids: list[str], tags: list[str] = (), venue: str
                 outcomes[aid] = store(session, settings, result, tags, manual)
         except PaperlabError as exc:
             outcomes[aid] = Outcome(aid, "failed", error=exc)
+        except Exception as exc:  # one paper that cannot be stored does not hide what was stored before it
+            outcomes[aid] = Outcome(aid, "failed", error=PaperlabError(
+                f"{aid}: not stored ({type(exc).__name__}: {shown(exc, 200)})"))
     order = [ids.parse(r)[0] if r not in outcomes else r for r in raw_ids]
     return [outcomes[key] for key in dict.fromkeys(order)]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from paperlab.errors import BadInput
+from paperlab.errors import BadInput, shown
 
 _YEAR = r"(?P<year>(?:19|20)\d{2}|['’]\d{2})?"
 _DETAILS = ("workshop", "oral", "spotlight")
@@ -92,18 +92,29 @@ def detect(*texts: str | None) -> Detected | None:
     return None
 
 
+MAX_LABEL = 100
+
+
 def parse_label(label: str) -> Detected:
-    """A venue written by hand ("ICCV 2023", "nips2014", "CVPR") -> Detected; unknown names are refused."""
-    text = label.strip()
-    match = re.fullmatch(r"(?P<name>.*?)[\s\-']*(?P<year>(?:19|20)\d{2})?(?:\s+(?P<detail>workshop|oral|spotlight))?",
-                         text, re.I)
-    name = _key(match.group("name")) if match else ""
-    short = _alias_index().get(name)
+    """A venue written by hand ("ICCV 2023", "nips2014", "CVPR") -> Detected; unknown names are refused.
+
+    Read from the end, word by word, in linear time (a regular expression with a lazy name and optional
+    separators backtracked for minutes on a long run of spaces)."""
+    text = " ".join(label.split())
+    if len(text) > MAX_LABEL:
+        raise BadInput(f"venue name too long: {shown(label)} (at most {MAX_LABEL} characters)")
+    detail = None
+    last = text.rsplit(" ", 1)
+    if len(last) == 2 and last[1].lower() in _DETAILS:
+        text, detail = last[0], last[1].lower()
+    year = re.search(r"(?:19|20)\d{2}$", text, re.ASCII)
+    name = text[:year.start()] if year else text
+    name = name.rstrip(" -'")
+    short = _alias_index().get(_key(name))
     if short is None:
         choices = list(registry())
-        close = difflib.get_close_matches(match.group("name") if match else text, choices, n=3, cutoff=0.4)
+        close = difflib.get_close_matches(name, choices, n=3, cutoff=0.4)
         close = close or difflib.get_close_matches(name.upper(), [c.upper() for c in choices], n=3, cutoff=0.4)
         hint = f"; closest: {', '.join(close)}" if close else ""
-        raise BadInput(f"unknown venue {label!r}{hint} (see `paperlab venues`)")
-    detail = match.group("detail")
-    return Detected(short, _year(match.group("year")), detail.lower() if detail else None)
+        raise BadInput(f"unknown venue {shown(label)}{hint} (see `paperlab venues`)")
+    return Detected(short, int(year.group()) if year else None, detail)

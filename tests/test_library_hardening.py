@@ -1,0 +1,71 @@
+"""Issue 13's defects in the paper library (input at the edge, arXiv faults, notes, BibTeX, storage): each case
+failed before its fix. The security cases are in test_hostile.py, the exit-code contract in test_cli_contract.py."""
+
+import subprocess
+import sys
+import time
+
+
+def test_14_oversized_versions_are_refused_at_the_edge_and_the_rest_reported(cli):
+    r = cli("add", "2203.08679", "1503.02531v99999999999999999999999", "1412.6550")
+    assert r.code == 2 and "malformed arXiv ID '1503.02531v99999999999999999999999'" in r.err
+    assert [line.split()[:2] for line in r.out.splitlines()] == [["added", "2203.08679v2"], ["added", "1412.6550v4"]]
+
+
+def test_16_a_venue_label_is_read_in_linear_time(home):
+    # before: a regular expression that backtracked for 706 s on this label; the subprocess's timeout fails it
+    args = [sys.executable, "-m", "paperlab", "list", "--venue", "a" + " " * 4000 + "b"]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "unknown venue 'a" in r.stderr and "(4,002 characters)" in r.stderr
+    assert len(r.stderr) < 300  # the argument is not echoed in full
+
+
+def test_18_a_silent_arxiv_fails_by_its_deadline_and_says_so(cli, arxiv, monkeypatch):
+    monkeypatch.setenv("PAPERLAB_ARXIV_TIMEOUT", "0.5")
+    monkeypatch.setenv("PAPERLAB_ARXIV_DEADLINE", "2")
+    arxiv.silent_s = 3
+    started = time.monotonic()
+    r = cli("add", "1503.02531")
+    assert time.monotonic() - started < 10  # deadline + one try, not retries × timeout
+    assert r.code == 1 and "cannot reach" not in r.err, r.err
+    assert "PAPERLAB_ARXIV_DEADLINE" in r.err or "did not answer within 0.5 s per try" in r.err, r.err
+
+
+def test_18_a_429_asking_for_an_hour_fails_at_once_with_its_reason(cli, arxiv):
+    arxiv.fail_next.extend([429] * 5)
+    arxiv.retry_after = "3600"
+    r = cli("add", "1503.02531")
+    assert r.code == 1 and "asks to wait 3600 s" in r.err, r.err
+    assert len(arxiv.requests) == 1
+
+
+def test_23_an_unreadable_reply_is_not_reported_as_not_found(cli, arxiv):
+    arxiv.junk = True
+    r = cli("add", "1503.02531")
+    assert r.code == 1 and "reply could not be read" in r.err and "not found" not in r.err, r.err
+    assert cli("list", "--json").json() == []
+
+
+def test_26_ids_take_ascii_digits_and_versions_from_1(cli, arxiv):
+    for raw in ("١٥03.٠٢٥٣١", "１５０３.０２５３１", "1503.02531v0"):
+        r = cli("add", raw)
+        assert r.code == 2 and "malformed arXiv ID" in r.err, (raw, r.err)
+    assert arxiv.requests == []  # nothing was sent to arXiv
+
+
+def test_30_bad_numeric_settings_are_one_line(cli, monkeypatch):
+    for key, value in (("PAPERLAB_ARXIV_DELAY", "abc"), ("PAPERLAB_ARXIV_TIMEOUT", "0"),
+                       ("PAPERLAB_ARXIV_RETRIES", "-1"), ("PAPERLAB_ARXIV_DEADLINE", "nan")):
+        monkeypatch.setenv(key, value)
+        r = cli("add", "1503.02531")
+        assert r.code == 2 and r.err.startswith(f"error: {key} must be") and len(r.err.splitlines()) == 1, r.err
+        monkeypatch.delenv(key)
+
+
+def test_32_tags_and_venues_have_a_length_limit(cli):
+    assert cli("add", "1503.02531").code == 0
+    r = cli("tag", "1503.02531", "x" * 100_000)
+    assert r.code == 2 and "tag too long" in r.err and len(r.err) < 300
+    r = cli("venue", "1503.02531", "y" * 120_000)
+    assert r.code == 2 and "venue name too long" in r.err and len(r.err) < 300
+    assert cli("show", "1503.02531", "--json").json()["tags"] == []
