@@ -36,9 +36,11 @@ def main() -> None:
     for seed in range(args.seeds):
         for name in templates:
             started = time.perf_counter()
-            out = subprocess.run([sys.executable, "-m", "paperlab", "run", name, "--profile", args.profile,
-                                  "--device", "cpu", "--seed", str(seed), "--json", "--resume"], env=env, capture_output=True,
-                                 text=True, check=True)
+            command = [sys.executable, "-m", "paperlab", "run", name, "--profile", args.profile, "--device", "cpu",
+                       "--seed", str(seed), "--json", "--resume"]
+            out = subprocess.run(command, env=env, capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(f"seed {seed} {name} failed (exit {out.returncode}): {out.stderr.strip()[-2000:]}")
             stages = json.loads(out.stdout)["stages"]
             # teacher and baseline are the same cached runs for every template of a seed: count them once
             for stage in stages if name == templates[0] else stages[2:]:
