@@ -69,3 +69,16 @@ def test_32_tags_and_venues_have_a_length_limit(cli):
     r = cli("venue", "1503.02531", "y" * 120_000)
     assert r.code == 2 and "venue name too long" in r.err and len(r.err) < 300
     assert cli("show", "1503.02531", "--json").json()["tags"] == []
+
+
+def test_17_search_is_bounded_by_what_it_shows_not_by_matches_in_a_note(cli, sh):
+    from pathlib import Path
+
+    assert cli("add", "1503.02531", "1412.6550").code == 0
+    note = Path(cli("show", "1412.6550", "--json").json()["note_path"])
+    note.write_text(note.read_text() + "\nthe zebrafish swims " + "zebrafish " * 80_000, encoding="utf-8")
+    r = sh("search", "zebrafish", "--json")  # before: 40 s of FTS5 snippet() work (bench_hostile.py)
+    assert r.code == 0 and [h["arxiv_id"] for h in r.json()] == ["1412.6550"], r.err
+    assert "the «zebrafish» swims" in r.json()[0]["snippet"]
+    r = cli("search", " ".join(["word"] * 20_000))
+    assert r.code == 2 and "at most 32 words" in r.err
