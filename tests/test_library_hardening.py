@@ -82,3 +82,59 @@ def test_17_search_is_bounded_by_what_it_shows_not_by_matches_in_a_note(cli, sh)
     assert "the «zebrafish» swims" in r.json()[0]["snippet"]
     r = cli("search", " ".join(["word"] * 20_000))
     assert r.code == 2 and "at most 32 words" in r.err
+
+
+def test_9_a_latin_1_note_is_read_and_named_not_fatal(cli, tmp_path):
+    from pathlib import Path
+
+    assert cli("add", "1503.02531", "1412.6550").code == 0
+    note = Path(cli("show", "1412.6550", "--json").json()["note_path"])
+    note.write_bytes(note.read_bytes() + "\nNotes from the café about Adam\n".encode("latin-1"))
+    r = cli("search", "adam", "--json")
+    assert r.code == 0 and [h["arxiv_id"] for h in r.json()] == ["1412.6550"], r.err
+    assert f"the note {note} is not UTF-8" in r.err
+    refreshed = cli("add", "1412.6550", "1503.02531")  # a refresh re-indexes the note; the batch goes on
+    assert refreshed.code == 0 and len(refreshed.out.splitlines()) == 2, refreshed.err
+    r = cli("report", "--paper", "1412.6550", "-o", str(tmp_path / "r.html"))
+    assert r.code == 2 and "no finished runs found for 1412.6550" in r.err  # read the note, then found no runs
+
+
+def test_10_a_note_that_cannot_be_written_leaves_nothing_behind(cli, home):
+    import shutil
+
+    import pytest
+
+    assert cli("add", "1503.02531").code == 0
+    notes = home / "notes"
+    saved = {p.name: p.read_bytes() for p in notes.iterdir()}
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(notes)], capture_output=True).returncode:
+        pytest.skip("needs root to mount a small tmpfs as a full disk")
+    try:
+        for name, data in saved.items():
+            (notes / name).write_bytes(data)
+        with open(notes / ".filler", "wb", buffering=0) as filler:  # fill the disk
+            try:
+                while True:
+                    filler.write(b"x" * 512)
+            except OSError:
+                pass
+        r = cli("add", "1412.6550")
+        assert r.code == 1 and "cannot write the note" in r.err and "No space left" in r.err, r.err
+        assert len(r.err.strip().splitlines()) == 1
+        assert sorted(p.name for p in notes.iterdir()) == [".filler", "1503.02531.md"]  # no empty note, no temporary
+        assert [p["arxiv_id"] for p in cli("list", "--json").json()] == ["1503.02531"]
+        (notes / ".filler").unlink()
+        (notes / "1412.6550.md").write_text("")  # an empty note, as an older paperlab left them
+        assert cli("add", "1412.6550").code == 0
+        assert "## Key idea" in (notes / "1412.6550.md").read_text()
+    finally:
+        subprocess.run(["umount", str(notes)], check=True)
+    shutil.rmtree(notes, ignore_errors=True)
+
+
+def test_30_editor_settings_that_cannot_work_are_one_line(cli, monkeypatch):
+    assert cli("add", "1503.02531").code == 0
+    for editor, message in (('vim "x', "cannot read $EDITOR="), ("   ", "holds only spaces")):
+        monkeypatch.setenv("EDITOR", editor)
+        r = cli("note", "1503.02531")
+        assert r.code == 1 and message in r.err and len(r.err.strip().splitlines()) == 1, r.err

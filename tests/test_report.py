@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import matplotlib.image as mpimg
 import pytest
@@ -129,9 +130,16 @@ def test_report_by_run_ids_and_bad_input(tracked, tmp_path):
     mine = {r["run_id"] for r in runs if r["parent_run_id"] == parent}
     assert len(mine) == 3 and all(run_id in page for run_id in mine)  # the parent's three stages
     assert not any(r["run_id"] in page for r in runs if r["run_id"] not in mine)
-    assert cli("report", "--run", "0" * 32)[0] == 1
+    assert cli("report", "--run", "0" * 32)[0] == 2  # issue 13, defect 29: bad input, not a failure
     code, _, err = cli("report", "--paper", "1412.6550")
-    assert code == 1 and "no finished runs found for 1412.6550" in err
+    assert code == 2 and "no finished runs found for 1412.6550" in err
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    code, out, err = cli("report", "--run", parent, "-o", str(folder))  # a folder: the default name inside
+    assert code == 0 and Path(out.strip()).parent == folder and Path(out.strip()).is_file(), err
+    code, out, err = cli("report", "--run", parent, "-f", "md", "-o", str(tmp_path / "rep"))
+    assert code == 0 and out.strip().endswith("rep.md") and (tmp_path / "rep_files").is_dir(), err
+    assert not (tmp_path / "rep").exists()
     assert cli("add", "1412.6550")[0] == 0 and cli("link", "1412.6550", "kd-hinton")[0] == 0
     linked = tmp_path / "linked.html"
     code, _, err = cli("report", "--paper", "1412.6550", "-o", str(linked))

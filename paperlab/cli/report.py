@@ -32,14 +32,23 @@ def report(
     from paperlab.settings import load
 
     data = collect(load(), paper=paper, template=template, run_ids=run or None)
-    if output is None:
-        subject = (paper or template or run[0][:12]).replace("/", "_")
-        output = Path(f"report-{subject}-{date.today().isoformat()}.{fmt}")
+    subject = (paper or template or run[0][:12]).replace("/", "_")
+    output = _output_path(output, f"report-{subject}-{date.today().isoformat()}.{fmt}", fmt)
     print(write(data, output, fmt).resolve())
     if open_:
         import webbrowser
 
         webbrowser.open(output.resolve().as_uri())
+
+
+def _output_path(output: Path | None, default: str, fmt: str) -> Path:
+    """-o FILE, -o FOLDER (the default name inside it) or nothing (the default name here); the format's
+    extension is added to a name without one, so `-o rep -f md` gives rep.md beside its rep_files/."""
+    if output is None:
+        return Path(default)
+    if output.is_dir():
+        return output / default
+    return output if output.suffix else output.with_name(f"{output.name}.{fmt}")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,8 @@ import os
 import re
 import shlex
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from paperlab.errors import PaperlabError
@@ -32,14 +34,48 @@ def render(arxiv_id: str, title: str, abstract: str, venue: str | None, tags: li
 
 
 def write_new(path: Path, text: str) -> bool:
-    """Write a note only where none exists: a user's note is never overwritten. True if written."""
+    """Write a note only where none exists: a user's note is never overwritten. True if written.
+
+    Atomic: the text goes to a temporary file beside it, which is then linked into place, so a full disk or a
+    kill leaves either the whole note or none (a 0-byte note left by an older paperlab counts as none)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(path, "x", encoding="utf-8") as handle:
-            handle.write(text)
-    except FileExistsError:
+    if path.exists() and path.stat().st_size > 0:
         return False
-    return True
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        if path.exists():  # only an empty note can be here: replace it
+            os.replace(temporary, path)
+            return True
+        try:
+            os.link(temporary, path)
+        except FileExistsError:  # another process wrote it first: theirs stays
+            return False
+        return True
+    except OSError as exc:
+        raise PaperlabError(f"cannot write the note {path}: {exc.strerror or exc}") from exc
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+_odd_notes: set[str] = set()
+
+
+def read(path: str | os.PathLike) -> str:
+    """A note's text. One that is not UTF-8 (saved as Latin-1, say) is read with replacement characters and
+    named once on stderr, instead of breaking every search and report."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if str(path) not in _odd_notes:
+            _odd_notes.add(str(path))
+            print(f"warning: the note {path} is not UTF-8 (byte {exc.start:,}); read with replacement characters "
+                  "- save it as UTF-8 to fix", file=sys.stderr)
+        return data.decode("utf-8", "replace")
 
 
 def body(path: str | os.PathLike | None) -> str:
@@ -47,7 +83,7 @@ def body(path: str | os.PathLike | None) -> str:
     if not path:
         return ""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read(path)
     except (FileNotFoundError, IsADirectoryError):
         return ""
     return re.sub(r"\A---\n.*?\n---\n", "", text, count=1, flags=re.S)
@@ -66,11 +102,18 @@ def sections(path: str | os.PathLike | None) -> dict[str, str]:
 
 def open_in_editor(path: Path) -> bool:
     """Open `path` in $VISUAL/$EDITOR; False when neither is set (the caller prints the path)."""
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    name = "VISUAL" if os.environ.get("VISUAL") else "EDITOR"
+    editor = os.environ.get(name)
     if not editor:
         return False
     try:
-        subprocess.run([*shlex.split(editor), str(path)], check=True)
+        command = shlex.split(editor)
+    except ValueError as exc:
+        raise PaperlabError(f"cannot read ${name}={editor!r}: {exc}") from exc
+    if not command:
+        raise PaperlabError(f"${name} is set but holds only spaces; set it to an editor, e.g. {name}=nano")
+    try:
+        subprocess.run([*command, str(path)], check=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         raise PaperlabError(f"the editor {editor!r} failed: {exc}") from exc
     return True

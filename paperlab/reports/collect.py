@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from paperlab.errors import PaperlabError
+from paperlab.errors import NotFound, PaperlabError
 from paperlab.settings import Settings
 
 SEED_PARAM = "seed"
@@ -214,7 +214,7 @@ def collect(settings: Settings, paper: str | None = None, template: str | None =
     runs = sorted((r for r in unique.values() if r["status"] == "FINISHED"), key=lambda r: -r["start_time"])
     subject = paper or template or ", ".join(run_ids or [])
     if not runs:
-        raise PaperlabError(f"no finished runs found for {subject}; run one with `paperlab run TEMPLATE`")
+        raise NotFound(f"no finished runs found for {subject}; run one with `paperlab run TEMPLATE`")
     if not paper:
         paper_info, note = _paper(settings, Counter(r["paper"] for r in runs).most_common(1)[0][0])
     templates = sorted({r["template"] for r in runs})

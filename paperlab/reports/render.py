@@ -101,6 +101,20 @@ def markdown(data: ReportData, out: Path) -> str:
 
 
 def write(data: ReportData, out: Path, fmt: str) -> Path:
-    text = html(data) if fmt == "html" else markdown(data, out)
-    out.write_text(text, encoding="utf-8")
+    """Write the page atomically; a Markdown page's image folder is removed again if the page cannot be."""
+    import os
+    import shutil
+
+    folder = out.with_name(out.stem + "_files")
+    existed = folder.exists()
+    temporary = out.with_name(f".{out.name}.tmp")
+    try:
+        text = html(data) if fmt == "html" else markdown(data, out)
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, out)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        if not existed:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     return out
