@@ -95,9 +95,15 @@ def test_read_only_workspace(sh, home):
     assert sh("add", "1503.02531").code == 0
     db = home / "paperlab.db"
     before = sqlite3.connect(db).execute("SELECT count(*) FROM papers").fetchone()
+    note = home / "notes" / "1503.02531.md"
+    note.write_text(note.read_text() + "\nzebrafish\n")  # changed on disk: search would re-index it
     with read_only(home):
         r = sh("add", "1412.6550")
         listed = sh("list", "--json")
+        reads = [sh("show", "1503.02531"), sh("search", "zebrafish", "--json"), sh("export"), sh("list")]
+    for read in reads:  # issue 13, defect 24: reading needs no write access
+        assert read.code == 0 and read.err == "", read.err
+    assert reads[1].json()[0]["arxiv_id"] == "1503.02531"
     assert r.code == 1, r.err
     assert len(r.err.strip().splitlines()) == 1 and "read-only" in r.err, r.err
     assert listed.code == 0 and listed.json()[0]["arxiv_id"] == "1503.02531"
@@ -141,3 +147,26 @@ def test_the_built_wheel_ships_templates_and_migrations(tmp_path, home, arxiv):
     where = subprocess.check_output([str(python), "-c", "import paperlab.resources as r; "
                                      "print(r.templates_dir()); print(r.migrations_dir())"], text=True, cwd=tmp_path)
     assert all("site-packages/paperlab/_data" in line for line in where.splitlines())
+
+
+def test_a_full_disk_still_reads(sh, cli, home):
+    """Issue 13, defect 24: on a full disk `list` said "disk I/O error" (WAL's shared-memory file cannot grow)."""
+    home.mkdir(parents=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(home)], capture_output=True).returncode:
+        pytest.skip("needs root to mount a small tmpfs as a full disk")
+    try:
+        assert cli("add", "1503.02531").code == 0
+        with open(home / "filler", "wb", buffering=0) as filler:
+            try:
+                while True:
+                    filler.write(b"x" * 512)
+            except OSError:
+                pass
+        reads = [sh("list", "--json"), sh("show", "1503.02531"), sh("search", "distillation", "--json"), sh("export")]
+        for read in reads:
+            assert read.code == 0 and read.err == "", read.err
+        assert reads[0].json()[0]["arxiv_id"] == "1503.02531"
+        r = sh("add", "1412.6550")
+        assert r.code == 1 and "no space left" in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    finally:
+        subprocess.run(["umount", str(home)], check=True)

@@ -29,6 +29,12 @@ def storage_error(exc: BaseException, settings: Settings) -> PaperlabError:
     read_only = settings.db_path is not None and not os.access(settings.db_path.parent, os.W_OK)
     if "readonly" in text or "read-only" in text or (read_only and "unable to open" in text):
         return PaperlabError(f"the workspace is read-only: cannot write {where}")
+    if "disk is full" in text or "disk I/O error" in text:
+        import shutil
+
+        free = shutil.disk_usage(settings.db_path.parent).free if settings.db_path else None
+        if free is not None and free < 1 << 20:
+            return PaperlabError(f"no space left on the disk holding {where} ({free:,} bytes free); nothing was changed")
     if "unable to open database" in text:
         return PaperlabError(f"cannot open the database at {where} ({text})")
     return PaperlabError(f"database error at {where}: {text}")
@@ -48,11 +54,28 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     _sqlite_pragmas(dbapi_connection)
 
 
+def _unwritable(exc: sqlite3.Error) -> bool:
+    text = str(exc)
+    return any(s in text for s in ("disk I/O error", "readonly", "read-only", "unable to open", "disk is full"))
+
+
+def _read_only_connection(path: Path) -> sqlite3.Connection:
+    """For a workspace that cannot be written (read-only, or a full disk where WAL's shared-memory file
+    cannot grow): the file as it is, without locks or WAL. Nothing else can be writing to it then."""
+    return sqlite3.connect(f"{path.absolute().as_uri()}?immutable=1", uri=True)
+
+
 def _sqlite_version(path: Path) -> str | None:
     """The alembic revision stored in an SQLite file, or None when the file has none yet."""
     if not path.exists() or path.stat().st_size == 0:
         return None
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as exc:
+        if not _unwritable(exc):
+            raise
+        conn = _read_only_connection(path)
     try:
         row = conn.execute(
             "SELECT name FROM sqlite_master WHERE type='table' AND name='alembic_version'"
@@ -121,8 +144,14 @@ class Reader:
         if path is not None:
             if _sqlite_version(path) != SCHEMA_HEAD:
                 open_engine(settings).dispose()  # creates or upgrades the schema (the slow path, once)
-            self._sqlite = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
-            _sqlite_pragmas(self._sqlite)
+            try:
+                self._sqlite = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
+                _sqlite_pragmas(self._sqlite)
+                self._sqlite.execute("SELECT count(*) FROM papers").fetchone()
+            except sqlite3.OperationalError as exc:
+                if not _unwritable(exc):
+                    raise
+                self._sqlite = _read_only_connection(path)
         else:
             self._sqlite = None
             self.engine = open_engine(settings)
@@ -151,6 +180,14 @@ class Reader:
 
     def commit(self) -> None:
         (self._sqlite or self._conn).commit()
+
+    def copy_to_memory(self) -> None:
+        """Go on reading from an in-memory copy: for a read-only workspace, where a search still has to
+        index the notes changed on disk (SQLite's backup API; a few milliseconds for thousands of papers)."""
+        memory = sqlite3.connect(":memory:")
+        self._sqlite.backup(memory)
+        self._sqlite.close()
+        self._sqlite = memory
 
     def close(self) -> None:
         if self._sqlite is not None:

@@ -78,7 +78,15 @@ def search(reader, text: str, limit: int = 50) -> list[dict[str, Any]]:
     """[{paper_id, score, snippet}] best first, after re-indexing notes changed on disk."""
     if not reader.is_sqlite:
         raise PaperlabError("search needs the SQLite library (FTS5); PAPERLAB_DB_URL points elsewhere")
-    sync_notes(reader)
+    import sqlite3
+
+    try:
+        sync_notes(reader)
+    except sqlite3.OperationalError as exc:
+        if "readonly" not in str(exc):
+            raise
+        reader.copy_to_memory()  # a read-only workspace: index the changed notes in a copy
+        sync_notes(reader)
     return query(reader, text, limit)
 
 
