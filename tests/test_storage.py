@@ -170,3 +170,39 @@ def test_a_full_disk_still_reads(sh, cli, home):
         assert r.code == 1 and "no space left" in r.err and len(r.err.strip().splitlines()) == 1, r.err
     finally:
         subprocess.run(["umount", str(home)], check=True)
+
+
+def test_an_emptied_library_beside_notes_is_refused_and_rebuilt_from_them(cli, home):
+    """Issue 13, defect 28: a 0-byte paperlab.db with notes on disk was taken as a new, empty library."""
+    assert cli("add", "1503.02531", "2203.08679", "--tag", "week3").code == 0
+    before = {p["arxiv_id"]: p for p in cli("list", "--json").json()}
+    (home / "paperlab.db").write_bytes(b"")
+    for name in ("paperlab.db-wal", "paperlab.db-shm"):
+        (home / name).unlink(missing_ok=True)
+    for args in (["list"], ["add", "1412.6550"], ["init"]):
+        r = cli(*args)
+        assert r.code == 1 and "is empty (0 bytes)" in r.err and "init --rebuild" in r.err, r.err
+    (home / "notes" / "stray.md").write_text("no front matter here\n")
+    r = cli("init", "--rebuild")
+    assert r.code == 0 and "2 papers rebuilt" in r.out and "skipped   stray.md" in r.out, r.err
+    after = {p["arxiv_id"]: p for p in cli("list", "--json").json()}
+    assert set(after) == set(before)
+    for key in ("title", "venue", "tags", "note_path"):
+        assert [after[k][key] for k in sorted(after)] == [before[k][key] for k in sorted(before)], key
+    assert cli("search", "distillation", "--json").json()  # the abstract and note are indexed again
+    assert "0 papers rebuilt" in cli("init", "--rebuild").out  # idempotent
+
+
+def test_a_damaged_mlflow_store_is_named_not_the_library(cli, home):
+    """Issue 13, defect 6: a corrupted mlflow.db was reported as "paperlab.db is not a paperlab database"."""
+    assert cli("add", "1503.02531").code == 0
+    (home / "mlflow.db").write_bytes(b"not a database, really\n" * 200)
+    for args in (["runs"], ["report", "--template", "kd-hinton"], ["run", "kd-hinton", "--profile", "smoke"]):
+        r = cli(*args)
+        assert r.code == 1 and "the MLflow tracking store" in r.err and "mlflow.db is damaged" in r.err, r.err
+        assert "paperlab.db" not in r.err and len(r.err.strip().splitlines()) == 1
+    assert cli("list", "--json").json()[0]["arxiv_id"] == "1503.02531"
+    (home / "mlflow.db").write_bytes(b"")  # emptied, beside the artifacts of earlier runs
+    (home / "mlartifacts" / "kd-hinton" / "0123").mkdir(parents=True)
+    r = cli("runs")
+    assert r.code == 0 and "mlflow.db is empty (0 bytes)" in r.err and "records are lost" in r.err, r.err

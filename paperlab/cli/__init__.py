@@ -27,6 +27,12 @@ lab.register(app)
 report.register(app)
 
 
+def _raised_in_mlflow(exc: BaseException) -> bool:
+    import traceback
+
+    return any("/mlflow/" in frame.filename for frame in traceback.extract_tb(exc.__traceback__))
+
+
 def _one_line(exc: BaseException) -> tuple[str, int]:
     from paperlab.errors import PaperlabError
 
@@ -37,7 +43,10 @@ def _one_line(exc: BaseException) -> tuple[str, int]:
         from paperlab.library.db import storage_error
         from paperlab.settings import load
 
-        return str(storage_error(exc, load())), 1
+        settings = load()
+        if _raised_in_mlflow(exc):  # name the store that failed: never the library for MLflow's error
+            return f"the MLflow tracking store {settings.mlflow_uri} failed: {str(exc).splitlines()[0][:200]}", 1
+        return str(storage_error(exc, settings)), 1
     if isinstance(exc, OSError) and exc.filename:
         return f"cannot use {exc.filename}: {exc.strerror}", 1
     return f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1

@@ -18,12 +18,22 @@ def _settings():
     return load()
 
 
-def init() -> None:
+def init(rebuild: bool = typer.Option(False, "--rebuild", help="Add rows for notes whose paper is missing "
+                                     "(after a lost or emptied paperlab.db), from the notes' front matter.")) -> None:
     """Create the workspace (idempotent) and print where things live."""
     from paperlab.library.db import open_engine
 
     settings = _settings()
     settings.notes_dir.mkdir(parents=True, exist_ok=True)
+    if rebuild:
+        from paperlab.library.papers import rebuild_from_notes
+
+        rebuilt, skipped = rebuild_from_notes(settings)
+        for outcome in rebuilt:
+            say(f"rebuilt   {outcome.arxiv_id}  {outcome.title}")
+        for reason in skipped:
+            say(f"skipped   {reason}")
+        say(f"{len(rebuilt)} papers rebuilt from notes; `paperlab add ID...` brings back their authors and dates")
     open_engine(settings).dispose()
     for what, where in [
         ("workspace", settings.home), ("library database", settings.db_url), ("notes", settings.notes_dir),

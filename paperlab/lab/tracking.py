@@ -51,14 +51,39 @@ class Tracker:
             from filelock import FileLock
 
             with FileLock(str(settings.home / "mlflow.db.lock"), timeout=300):  # first use migrates the store
-                self.client = MlflowClient(tracking_uri=self.uri)
-                self.client.search_experiments(max_results=1)
+                self._warn_if_emptied()
+                try:
+                    self.client = MlflowClient(tracking_uri=self.uri)
+                    self.client.search_experiments(max_results=1)
+                except Exception as exc:
+                    raise PaperlabError(self._damaged(exc)) from exc
         else:
             self.client = MlflowClient(tracking_uri=self.uri)
             try:
                 self.client.search_experiments(max_results=1)
             except Exception as exc:  # MLflow wraps connection errors in its own exception types
                 raise PaperlabError(_reason(self.uri, exc)) from exc
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+    def _damaged(self, exc: Exception) -> str:
+        """Name the MLflow store, not the library: a user told "paperlab.db is damaged" might delete it."""
+        text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+        if "not a database" in text or "malformed" in text or "no such table" in text:
+            return (f"the MLflow tracking store {self.store_path} is damaged ({text}); the paper library is not "
+                    f"affected. Move that file aside to start a new store (the runs in it are lost) or restore it")
+        return _reason(self.uri, exc)
+
+    def _warn_if_emptied(self) -> None:
+        """A 0-byte store beside the artifacts of earlier runs: say that their records are gone."""
+        path, artifacts = self.store_path, self.settings.artifacts_dir
+        if path.exists() and path.stat().st_size == 0 and artifacts.is_dir() and any(artifacts.iterdir()):
+            import sys
+
+            print(f"warning: the MLflow tracking store {path} is empty (0 bytes) although {artifacts} holds the "
+                  "artifacts of earlier runs: their records are lost; a new store starts here", file=sys.stderr)
 
     def experiment(self, name: str) -> str:
         try:

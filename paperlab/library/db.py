@@ -102,6 +102,17 @@ def _upgrade(engine: Any) -> None:
         command.upgrade(config, "head")
 
 
+def _refuse_emptied(settings: Settings) -> None:
+    """A 0-byte library beside notes is a library that lost its rows (a crash, a bad copy), not a new one."""
+    path = settings.db_path
+    if path is None or not path.exists() or path.stat().st_size > 0 or not settings.notes_dir.is_dir():
+        return
+    count = sum(1 for _ in settings.notes_dir.glob("*.md"))
+    if count:
+        raise PaperlabError(f"{path} is empty (0 bytes) but {settings.notes_dir} holds {count:,} notes: the library's "
+                            "rows are gone, the notes are not; `paperlab init --rebuild` rebuilds it from the notes")
+
+
 def _ensure_schema(settings: Settings, engine_factory: Any) -> None:
     path = settings.db_path
     if path is None:
@@ -109,6 +120,7 @@ def _ensure_schema(settings: Settings, engine_factory: Any) -> None:
         return
     if _sqlite_version(path) == SCHEMA_HEAD:
         return
+    _refuse_emptied(settings)
     from filelock import FileLock
 
     path.parent.mkdir(parents=True, exist_ok=True)

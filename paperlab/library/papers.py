@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -288,3 +289,46 @@ def import_bib(settings: Settings, path: Path, tags: list[str] = ()) -> tuple[li
                 continue
             outcomes.append(store(session, settings, record, tags, None))
     return outcomes, skipped
+
+
+def rebuild_from_notes(settings: Settings) -> tuple[list[Outcome], list[str]]:
+    """Rows for the notes whose paper is missing from the library, from each note's front matter (ID, title,
+    venue, tags) and its quoted abstract; an empty (0-byte) library file is replaced. Authors and dates come
+    back with `paperlab add`. Returns the outcomes and the notes skipped, with why."""
+    import yaml
+    from sqlmodel import select
+
+    from paperlab.library.models import Paper
+
+    path = settings.db_path
+    if path is not None and path.exists() and path.stat().st_size == 0:
+        path.unlink()
+    outcomes, skipped = [], []
+    with session_scope(settings) as session:
+        for note in sorted(settings.notes_dir.glob("*.md")):
+            text = notes.read(note)
+            front = re.match(r"\A---\n(.*?)\n---\n", text, re.S)
+            try:
+                meta = yaml.safe_load(front.group(1)) if front else None
+                arxiv_id = ids.normalise(str(meta["arxiv_id"]))
+            except (yaml.YAMLError, TypeError, KeyError, BadInput):
+                skipped.append(f"{note.name}: no arxiv_id in its front matter")
+                continue
+            if note != notes.note_path(settings.notes_dir, arxiv_id):
+                skipped.append(f"{note.name}: its file name does not match its arxiv_id {arxiv_id}")
+                continue
+            if session.exec(select(Paper.id).where(Paper.arxiv_id == arxiv_id)).first() is not None:
+                continue
+            abstract = " ".join(line[2:] for line in text.splitlines() if line.startswith("> "))
+            fetched = Fetched(arxiv_id, 1, str(meta.get("title") or arxiv_id), [], abstract, None, None, None)
+            try:
+                venue = venues.parse_label(meta["venue"]) if meta.get("venue") else None
+            except BadInput:
+                venue = None
+            tags = [t for t in meta.get("tags") or [] if isinstance(t, str)]
+            outcome = store(session, settings, fetched, clean_tags(tags) if tags else [], venue)
+            paper = session.exec(select(Paper).where(Paper.arxiv_id == arxiv_id)).one()
+            paper.venue_manual = False  # as detected before; a refresh from arXiv may detect it again
+            outcomes.append(Outcome(arxiv_id, "rebuilt", outcome.title, outcome.venue, outcome.note_path))
+    return outcomes, skipped
+
