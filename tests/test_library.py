@@ -214,7 +214,8 @@ def test_import_of_a_google_scholar_entry_and_a_bad_file(cli, tmp_path):
                    "  journal={arXiv preprint arXiv:1503.02531},\n  year={2015}\n}\n"
                    "@book{goodfellow2016deep, title={Deep Learning}, author={Goodfellow, Ian}, year={2016}}\n")
     r = cli("import", str(bib))
-    assert r.code == 0 and "added    " in r.out and "skipped   goodfellow2016deep" in r.out
+    assert r.code == 1 and "added    " in r.out and "skipped   goodfellow2016deep: no arXiv ID" in r.out
+    assert "1 of 2 entries skipped" in r.err
     assert cli("show", "1503.02531", "--json").json()["authors"][0] == "Geoffrey Hinton"
     empty = tmp_path / "empty.bib"
     empty.write_text("just text\n")

@@ -138,3 +138,73 @@ def test_30_editor_settings_that_cannot_work_are_one_line(cli, monkeypatch):
         monkeypatch.setenv("EDITOR", editor)
         r = cli("note", "1503.02531")
         assert r.code == 1 and message in r.err and len(r.err.strip().splitlines()) == 1, r.err
+
+
+def test_12_export_then_import_gives_back_the_same_library(cli, tmp_path, monkeypatch):
+    assert cli("add", "1503.02531", "2203.08679", "1412.6550", "cs/0112017", "--tag", "week3").code == 0
+    assert cli("tag", "1412.6550", "optimisers").code == 0
+    assert cli("venue", "1412.6550", "ICLR 2015 oral").code == 0  # a venue set by hand
+    assert cli("link", "1503.02531", "kd-hinton").code == 0
+    bib = tmp_path / "lib.bib"
+    assert cli("export", "-o", str(bib)).code == 0
+    assert "year = {2022}" in bib.read_text()  # CVPR 2022's own year
+
+    def library():
+        rows = cli("list", "--json").json()
+        shown = [cli("show", r["arxiv_id"], "--json").json() for r in rows]
+        return [{k: v for k, v in p.items() if k != "note_path"} for p in rows + shown]
+
+    before = library()
+    monkeypatch.setenv("PAPERLAB_HOME", str(tmp_path / "fresh"))
+    monkeypatch.setenv("PAPERLAB_ARXIV_URL", "http://127.0.0.1:9/api/query")  # offline
+    assert cli("import", str(bib)).code == 0
+    after = library()
+    for old, new in zip(before, after):
+        assert {k: v for k, v in old.items() if old[k] != new.get(k)} == {}, (old["arxiv_id"], new)
+    assert after == before
+    assert (before[0]["venue"], before[0]["venue_detail"]) != (None, None)
+
+
+def test_13_odd_entries_are_skipped_with_their_reason_and_the_rest_imported(cli, tmp_path):
+    bib = tmp_path / "odd.bib"
+    bib.write_text(
+        "@misc{zero, title={A}, year={0}, eprint={1503.02531}}\n"
+        "@misc{huge, title={B}, year={99999}, eprint={1412.6550}}\n"
+        "@misc{seenote, title={C}, note={see arXiv:1234.5678}}\n"
+        "@misc{longversion, title={D}, eprint={2001.00054v9999999999999999999999}}\n"
+        "@misc{good, title={Highway networks}, year={2015}, eprint={1505.00387}}\n"
+        "@misc{broken, title={E\n", encoding="utf-8")
+    r = cli("import", str(bib))
+    assert r.code == 1, r.err
+    assert [line.split()[:2] for line in r.out.splitlines() if line.startswith("added")] == [["added", "1505.00387"]]
+    for key, reason in (("zero", "year '0' is not a year"), ("huge", "year '99999' is not a year"),
+                        ("seenote", "no arXiv ID"), ("longversion", "is not an arXiv ID")):
+        assert any(line.startswith(f"skipped   {key}: ") and reason in line for line in r.out.splitlines()), r.out
+    assert "entries skipped" in r.err and "Traceback" not in r.err and "WARNING" not in r.err
+
+
+def test_15_a_long_import_lets_other_writers_in_and_its_notes_follow_its_rows(cli, sh, home, tmp_path):
+    import threading
+
+    assert cli("add", "1503.02531").code == 0
+    count = 1000  # five batches
+    bib = tmp_path / "many.bib"
+    bib.write_text("".join(f"@misc{{k{i}, title={{Paper {i}}}, year={{2024}}, eprint={{2412.9{i:04d}}}}}\n"
+                           for i in range(count)), encoding="utf-8")
+    done = {}
+
+    def run(name, *args):
+        done[name] = (sh(*args), time.monotonic())
+
+    importer = threading.Thread(target=run, args=("import", "import", str(bib)))
+    importer.start()
+    while importer.is_alive() and not list((home / "notes").glob("2412.9*.md")):  # its first batch is in
+        time.sleep(0.01)
+    run("tag", "tag", "1503.02531", "between-batches")
+    importer.join()
+    (imported, import_end), (tagged, tag_end) = done["import"], done["tag"]
+    assert imported.code == 0 and tagged.code == 0, (imported.err, tagged.err)
+    assert tag_end < import_end  # it got in between two batches instead of waiting for the whole import
+    rows = {p["arxiv_id"] for p in cli("list", "--json").json()}
+    notes = {p.stem for p in (home / "notes").glob("*.md")}
+    assert len(rows) == count + 1 and notes == rows

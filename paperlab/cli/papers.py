@@ -228,8 +228,12 @@ def import_(path: Path = typer.Argument(..., metavar="FILE.bib"),
     outcomes, skipped = import_bib(_settings(), path, tag)
     for outcome in outcomes:
         say(f"{outcome.status:<9} {outcome.arxiv_id}  {outcome.title}")
-    for key in skipped:
-        say(f"skipped   {key}: no arXiv ID in the entry")
+    for key, reason in skipped:
+        say(f"skipped   {key}: {reason}")
+    if skipped:
+        error_line(f"{len(skipped)} of {len(outcomes) + len(skipped)} entries skipped (listed above); the others "
+                   "are in the library")
+        raise typer.Exit(1)
 
 
 def link(arxiv_id: str = typer.Argument(..., metavar="PAPER"),

@@ -136,8 +136,9 @@ def clean_tags(tags: list[str]) -> list[str]:
 
 
 def store(session, settings: Settings, fetched: Fetched, tags: list[str],
-          manual: venues.Detected | None) -> Outcome:
-    """Insert or refresh one paper from fetched metadata; write its note only where none exists."""
+          manual: venues.Detected | None, write_note: bool = True) -> Outcome:
+    """Insert or refresh one paper from fetched metadata; write its note only where none exists (or, with
+    write_note=False, leave that to the caller once the rows are committed: extra["note_text"])."""
     from sqlmodel import select
 
     from paperlab.library.models import Paper
@@ -167,7 +168,8 @@ def store(session, settings: Settings, fetched: Fetched, tags: list[str],
     _add_tags(session, paper, tags)
     _, all_tags = _names(session, paper)
     label = f"{paper.venue} {paper.venue_year}" if paper.venue and paper.venue_year else paper.venue
-    wrote = notes.write_new(path, notes.render(paper.arxiv_id, paper.title, paper.abstract, label, all_tags))
+    text = notes.render(paper.arxiv_id, paper.title, paper.abstract, label, all_tags)
+    wrote = notes.write_new(path, text) if write_note else False
     try:
         _reindex(session, paper)
         session.flush()
@@ -176,7 +178,7 @@ def store(session, settings: Settings, fetched: Fetched, tags: list[str],
             path.unlink(missing_ok=True)
         raise
     return Outcome(paper.arxiv_id, "added" if created else "refreshed", paper.title, label, str(path),
-                   extra={"version": paper.version, "wrote_note": wrote})
+                   extra={"version": paper.version, "wrote_note": wrote, "note_text": text})
 
 
 def add(settings: Settings, raw_ids: list[str], tags: list[str] = (), venue: str | None = None) -> list[Outcome]:
@@ -272,22 +274,48 @@ def remove(settings: Settings, raw_id: str, purge: bool = False) -> Outcome:
     return outcome
 
 
-def import_bib(settings: Settings, path: Path, tags: list[str] = ()) -> tuple[list[Outcome], list[str]]:
-    """Add the arXiv papers of a .bib file without the network; papers already there are left alone."""
+IMPORT_BATCH = 200  # rows per transaction: a long import lets other commands in between batches
+
+
+def import_bib(settings: Settings, path: Path, tags: list[str] = ()) -> tuple[list[Outcome], list[tuple[str, str]]]:
+    """Add the arXiv papers of a .bib file without the network; papers already there are left alone.
+
+    Committed in batches; each batch's notes are written after its rows are committed, so a killed import
+    leaves no note without its paper (and importing again writes the notes a kill left unwritten)."""
     from sqlmodel import select
 
     from paperlab.library import bibtex
-    from paperlab.library.models import Paper
+    from paperlab.library.models import Paper, TemplateLink
 
     records, skipped = bibtex.read(path)
     tags = clean_tags(list(tags))
-    outcomes = []
-    with session_scope(settings) as session:
-        for record in records:
-            if session.exec(select(Paper.id).where(Paper.arxiv_id == record.arxiv_id)).first() is not None:
-                outcomes.append(Outcome(record.arxiv_id, "kept", record.title))
-                continue
-            outcomes.append(store(session, settings, record, tags, None))
+    outcomes: list[Outcome] = []
+    for start in range(0, len(records), IMPORT_BATCH):
+        to_write: list[tuple[Path, str]] = []
+        with session_scope(settings) as session:
+            for record in records[start:start + IMPORT_BATCH]:
+                fetched = record.fetched
+                present = session.exec(select(Paper).where(Paper.arxiv_id == fetched.arxiv_id)).first()
+                if present is not None:
+                    outcomes.append(Outcome(fetched.arxiv_id, "kept", present.title))
+                    if present.note_path and not Path(present.note_path).exists():
+                        label = f"{present.venue} {present.venue_year}" if present.venue_year else present.venue
+                        to_write.append((Path(present.note_path), notes.render(
+                            present.arxiv_id, present.title, present.abstract, label, _names(session, present)[1])))
+                    continue
+                try:
+                    own_tags = clean_tags(record.tags)
+                except BadInput as exc:
+                    skipped.append((record.key, str(exc)))
+                    continue
+                outcome = store(session, settings, fetched, sorted({*tags, *own_tags}), record.venue, write_note=False)
+                paper = session.exec(select(Paper).where(Paper.arxiv_id == fetched.arxiv_id)).one()
+                for template in record.templates:
+                    session.add(TemplateLink(paper_id=paper.id, template=template))
+                outcomes.append(outcome)
+                to_write.append((Path(outcome.note_path), outcome.extra["note_text"]))
+        for note, text in to_write:
+            notes.write_new(note, text)
     return outcomes, skipped
 
 
