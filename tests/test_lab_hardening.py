@@ -1,10 +1,7 @@
 """Defects of issue 13 in the code the lab rewrite touched: each case failed before its fix (the security
 cases 1, 4 and 5 are in test_hostile.py)."""
 
-import os
 import threading
-
-import torch
 
 SMOKE = ["run", "kd-hinton", "--profile", "smoke", "--device", "cpu", "--json"]
 

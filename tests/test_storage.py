@@ -4,8 +4,8 @@ import os
 import sqlite3
 import subprocess
 import sys
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
