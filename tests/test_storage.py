@@ -206,3 +206,27 @@ def test_a_damaged_mlflow_store_is_named_not_the_library(cli, home):
     (home / "mlartifacts" / "kd-hinton" / "0123").mkdir(parents=True)
     r = cli("runs")
     assert r.code == 0 and "mlflow.db is empty (0 bytes)" in r.err and "records are lost" in r.err, r.err
+
+
+def test_30_schema_and_store_urls_that_cannot_work_are_one_line(cli, home, monkeypatch):
+    """Issue 13, defect 30: a newer schema, a database without its version, bad URLs, a missing driver."""
+    assert cli("init").code == 0
+    db = home / "paperlab.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0099'")
+    r = cli("list")
+    assert r.code == 1 and "written by a newer paperlab" in r.err and "upgrade paperlab" in r.err, r.err
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE alembic_version")
+    before = db.read_bytes()
+    r = cli("add", "1503.02531")
+    assert r.code == 1 and "no schema version" in r.err and len(r.err.splitlines()) == 1, r.err
+    assert db.read_bytes() == before  # nothing created in someone else's database
+    db.unlink()
+    for key, value, message in (("MLFLOW_TRACKING_URI", "foo://bar", "is not a tracking URI MLflow can use"),
+                                ("PAPERLAB_DB_URL", "postgresql://u@127.0.0.1:9/x", "pip install 'psycopg[binary]'"),
+                                ("PAPERLAB_DB_URL", "foo://u@127.0.0.1/x", "is not a database URL")):
+        monkeypatch.setenv(key, value)
+        r = cli("runs" if key.startswith("MLFLOW") else "list")
+        assert r.code == 1 and message in r.err and len(r.err.splitlines()) == 1, r.err
+        monkeypatch.delenv(key)

@@ -58,7 +58,11 @@ class Tracker:
                 except Exception as exc:
                     raise PaperlabError(self._damaged(exc)) from exc
         else:
-            self.client = MlflowClient(tracking_uri=self.uri)
+            try:
+                self.client = MlflowClient(tracking_uri=self.uri)
+            except Exception as exc:  # an unknown scheme: MLflow's message is a paragraph
+                raise PaperlabError(f"MLFLOW_TRACKING_URI={self.uri!r} is not a tracking URI MLflow can use "
+                                    "(http://host:port of an MLflow server, sqlite:///file.db, postgresql://...)") from exc
             try:
                 self.client.search_experiments(max_results=1)
             except Exception as exc:  # MLflow wraps connection errors in its own exception types

@@ -81,7 +81,11 @@ def _sqlite_version(path: Path) -> str | None:
             "SELECT name FROM sqlite_master WHERE type='table' AND name='alembic_version'"
         ).fetchone()
         if row is None:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # raises if not a database
+            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+            if tables:  # someone else's database, or ours without its version: never add tables to it
+                raise PaperlabError(f"{path} has tables but no schema version (no alembic_version table), so it is "
+                                    "not a paperlab library or its version was lost; move it aside (`paperlab init "
+                                    "--rebuild` then rebuilds the library from the notes)")
             return None
         found = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         return found[0] if found else None
@@ -118,8 +122,12 @@ def _ensure_schema(settings: Settings, engine_factory: Any) -> None:
     if path is None:
         _upgrade(engine_factory())
         return
-    if _sqlite_version(path) == SCHEMA_HEAD:
+    version = _sqlite_version(path)
+    if version == SCHEMA_HEAD:
         return
+    if version is not None and version > SCHEMA_HEAD:  # revisions are zero-padded numbers
+        raise PaperlabError(f"{path} was written by a newer paperlab (library schema {version}; this one knows up to "
+                            f"{SCHEMA_HEAD}): upgrade paperlab to use this workspace")
     _refuse_emptied(settings)
     from filelock import FileLock
 
@@ -141,7 +149,14 @@ def open_engine(settings: Settings):
         # busy timeout instead of failing on a read-then-write upgrade (SQLAlchemy's pysqlite recipe).
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
     else:
-        engine = create_engine(settings.db_url, pool_pre_ping=True)
+        try:
+            engine = create_engine(settings.db_url, pool_pre_ping=True)
+        except ModuleNotFoundError as exc:
+            package = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary"}.get(exc.name, exc.name)
+            raise PaperlabError(f"PAPERLAB_DB_URL needs the Python package {exc.name}: pip install '{package}'") from exc
+        except Exception as exc:  # sqlalchemy.exc.ArgumentError, NoSuchModuleError: a URL it cannot use
+            raise PaperlabError(f"PAPERLAB_DB_URL={settings.db_url!r} is not a database URL SQLAlchemy can use "
+                                f"({str(exc).splitlines()[0][:120]})") from exc
     _ensure_schema(settings, lambda: engine)
     return engine
 
