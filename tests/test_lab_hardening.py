@@ -1,6 +1,7 @@
 """Defects of issue 13 in the code the lab rewrite touched: each case failed before its fix (the security
 cases 1, 4 and 5 are in test_hostile.py)."""
 
+import os
 import threading
 
 SMOKE = ["run", "kd-hinton", "--profile", "smoke", "--device", "cpu", "--json"]
@@ -81,3 +82,80 @@ def test_31_checkpoints_are_removed_after_their_stage(cli, home):
     assert cli(*SMOKE, "--epochs", "2").code == 0
     assert not list(home.glob("runs/**/*.ckpt")) and not list(home.glob("runs/**/*.weights.pt"))
     assert list(home.glob("runs/*/state.json"))
+
+
+def test_22_a_full_disk_during_a_run_is_one_line_and_leaves_no_temporaries(sh, home):
+    import subprocess
+    import sys
+    import time
+
+    import pytest
+
+    home.mkdir(parents=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(home)], capture_output=True).returncode:
+        pytest.skip("needs root to mount a small tmpfs as a full disk")
+    try:
+        args = [*SMOKE, "--set", "train.epochs=40"]
+        proc = subprocess.Popen([sys.executable, "-m", "paperlab", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        while proc.poll() is None and not list(home.glob("runs/*/*.ckpt")):
+            time.sleep(0.02)
+        with open(home / "filler", "wb", buffering=0) as filler:
+            try:
+                while True:
+                    filler.write(b"x" * 4096)
+            except OSError:
+                pass
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, err
+        lines = [line for line in err.splitlines() if "epoch" not in line]
+        assert lines == [lines[-1]] and "no space left on the disk" in lines[-1], err  # before: ~700 lines
+        assert not [p for p in home.rglob("*") if p.name.endswith(".tmp")]
+        (home / "filler").unlink()
+        seen = sh("runs", "--json")  # the stage its process could not mark FAILED on a full disk
+        assert seen.code == 0 and {r["status"] for r in seen.json()} <= {"FAILED", "KILLED"}, seen.out
+        resumed = sh(*args, "--resume")
+        assert resumed.code == 0, resumed.err
+    finally:
+        subprocess.run(["umount", str(home)], check=True)
+
+
+def test_25_killed_sweeps_are_reaped_and_resumed_under_their_parent(sh, home):
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["sweep", "kd-hinton", "--profile", "smoke", "--device", "cpu", "--grid", "distill.temperature=2,4",
+            "--set", "train.epochs=4", "--json"]
+    proc = subprocess.Popen([sys.executable, "-m", "paperlab", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def points_done() -> int:
+        done = 0
+        for state in home.glob("runs/*/state.json"):
+            try:
+                done += "kd" in json.loads(state.read_text())["stages"]
+            except ValueError:
+                pass
+        return done
+
+    while proc.poll() is None and points_done() < 1:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    seen = sh("runs", "--json")
+    assert "now marked KILLED" in seen.err, seen.err
+    parent = seen.json()[0]["parent_run_id"]
+    finished_before = {r["run_id"] for r in seen.json() if r["status"] == "FINISHED"}
+    assert finished_before and {r["status"] for r in seen.json()} <= {"FINISHED", "KILLED"}
+    resumed = sh(*args, "--resume")
+    assert resumed.code == 0, resumed.err
+    assert resumed.json()["parent_run_id"] == parent  # under the killed sweep's parent, not a new one
+    after = sh("runs", "--json").json()
+    assert {r["parent_run_id"] for r in after} == {parent} and finished_before <= {r["run_id"] for r in after}
+    from mlflow import MlflowClient
+
+    from paperlab.settings import load
+
+    assert MlflowClient(load().mlflow_uri).get_run(parent).info.status == "FINISHED"

@@ -47,9 +47,33 @@ def _one_line(exc: BaseException) -> tuple[str, int]:
         if _raised_in_mlflow(exc):  # name the store that failed: never the library for MLflow's error
             return f"the MLflow tracking store {settings.mlflow_uri} failed: {str(exc).splitlines()[0][:200]}", 1
         return str(storage_error(exc, settings)), 1
+    full = _disk_full(exc)
+    if full:
+        return full, 1
     if isinstance(exc, OSError) and exc.filename:
         return f"cannot use {exc.filename}: {exc.strerror}", 1
-    return f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"{type(exc).__name__}: {first} (run with --debug for the traceback)", 1
+
+
+def _disk_full(exc: BaseException) -> str | None:
+    """A full disk, whichever layer met it (torch.save, SQLite under MLflow, a plain write): one line saying so."""
+    import errno
+    import shutil
+
+    from paperlab.settings import load
+
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    said = " ".join(str(e) for e in chain)
+    if not (any(getattr(e, "errno", None) == errno.ENOSPC for e in chain) or "No space left" in said
+            or "disk is full" in said or "file write failed" in said):
+        return None
+    home = load().home
+    free = shutil.disk_usage(home).free if home.exists() else 0
+    return f"no space left on the disk holding {home} ({free:,} bytes free); free some and rerun with --resume"
 
 
 INTERRUPTED = "interrupted (an interrupted `paperlab run` continues where it stopped with --resume)"

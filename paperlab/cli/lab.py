@@ -144,13 +144,14 @@ def sweep(
     device: str = typer.Option("auto", "--device"),
     data_dir: Path = typer.Option(None, "--data-dir"),
     as_json: bool = typer.Option(False, "--json"),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted sweep of the same command."),
 ) -> None:
     """Run a grid of overrides (over seeds) under one MLflow parent run, training the teacher once."""
     from paperlab.lab.sweep import parse_grid, run_sweep
     from paperlab.lab.templates import parse_sets
 
     parent, results = run_sweep(template, profile, parse_sets(set_), parse_grid(grid), seeds, _settings(), device,
-                                data_dir, " ".join(["paperlab", *sys.argv[1:]]))
+                                data_dir, " ".join(["paperlab", *sys.argv[1:]]), resume)
     if as_json:
         return print_json({"parent_run_id": parent, "points": [
             {"overrides": p.overrides, "seed": p.seed, "stages": [

@@ -126,6 +126,8 @@ class Run:
             self.state["parent_run_id"] = self.tracker.start(self.experiment, f"{spec.name} ({spec.profile})",
                                                              self.tags)
             self._save_state()
+        elif self.owns_parent:  # resumed: RUNNING again, under this process
+            self.tracker.reopen(self.state["parent_run_id"])
         self.parent = self.state["parent_run_id"]
         self.models: dict[str, torch.nn.Module] = {}
         self.method_states: dict[str, dict] = {}  # a stage's trained method parts, for `method_from:`
@@ -161,8 +163,11 @@ class Run:
 
     def _save_state(self) -> None:
         tmp = self.run_dir / "state.json.tmp"
-        tmp.write_text(json.dumps(self.state, indent=2))
-        os.replace(tmp, self.run_dir / "state.json")
+        try:
+            tmp.write_text(json.dumps(self.state, indent=2))
+            os.replace(tmp, self.run_dir / "state.json")
+        finally:
+            tmp.unlink(missing_ok=True)
 
     # -- models -----------------------------------------------------------------------------------------
     def _net(self, role: str, offset: int = 0) -> torch.nn.Module:
@@ -271,7 +276,8 @@ class Run:
                 self._save_state()
         except BaseException:
             if self.owns_parent:
-                self.tracker.finish(self.parent, "KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
+                self.tracker.finish_quietly(self.parent,
+                                            "KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
             self.lock.release()
             raise
         if self.owns_parent:
@@ -295,8 +301,11 @@ class Run:
         started = time.perf_counter()
         if stage.ensemble:
             return self._evaluate_ensemble(stage, started)
-        run_id = self.state.get("running", {}).get(stage.name) or self.tracker.start(
-            self.experiment, stage.name, self._stage_tags(stage), parent=self.parent)
+        run_id = self.state.get("running", {}).get(stage.name)
+        if run_id:
+            self.tracker.reopen(run_id)
+        else:
+            run_id = self.tracker.start(self.experiment, stage.name, self._stage_tags(stage), parent=self.parent)
         self.state.setdefault("running", {})[stage.name] = run_id
         self._save_state()
         try:
@@ -330,7 +339,7 @@ class Run:
             if stage.peers > 1:
                 self._track_peers(stage, model)
         except BaseException:
-            self.tracker.finish(run_id, "KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
+            self.tracker.finish_quietly(run_id, "KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
             raise
         self.models[stage.name] = model
         self.method_states[stage.name] = {k: v.detach().cpu() for k, v in objective.state_dict().items()}

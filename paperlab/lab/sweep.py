@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,21 +45,27 @@ def points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def run_sweep(name: str, profile: str, base_sets: dict[str, Any], grid: dict[str, list[Any]], seeds: int,
-              settings: Settings, device: str, data_dir, command: str) -> tuple[str, list[SweepPoint]]:
+              settings: Settings, device: str, data_dir, command: str,
+              resume: bool = False) -> tuple[str, list[SweepPoint]]:
+    """Every point under one parent run. With resume, the points a killed sweep finished are taken as they
+    are, an interrupted one continues from its checkpoint, and all stay under the first sweep's parent."""
     specs: list[tuple[dict[str, Any], int, RunSpec]] = []
     for overrides in points(grid):
         for seed in range(seeds):
             specs.append((overrides, seed, load(name, profile, {**base_sets, **overrides, "seed": seed})))
     only_distill = all(key.startswith("distill.") for key in grid)
-    first = Run(specs[0][2], settings, device, data_dir, command=command,
+    first = Run(specs[0][2], settings, device, data_dir, resume=resume, command=command,
                 extra_tags={"paperlab.sweep": ",".join(grid)})
     first.owns_parent = False  # the sweep finishes the parent once every point has run
     parent, tracker, dataset = first.parent, first.tracker, first.data
+    if resume:
+        tracker.reopen(parent)
     results: list[SweepPoint] = []
     trained: set[tuple[str, int]] = set()
     try:
         for i, (overrides, seed, spec) in enumerate(specs):
-            run = first if i == 0 else Run(spec, settings, device, data_dir, command=command, parent_run_id=parent,
+            run = first if i == 0 else Run(spec, settings, device, data_dir, resume=resume, command=command,
+                                           parent_run_id=parent,
                                            tracker=tracker, dataset=dataset,
                                            extra_tags={"paperlab.sweep": ",".join(grid)})
             point = ",".join(f"{k}={v}" for k, v in overrides.items())
@@ -68,7 +75,7 @@ def run_sweep(name: str, profile: str, base_sets: dict[str, Any], grid: dict[str
             results.append(SweepPoint(overrides, seed, run.run_all(stages).stages))
             trained.update((s, seed) for s in stages)
     except BaseException:
-        tracker.finish(parent, "FAILED")
+        tracker.finish_quietly(parent, "KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
         raise
     tracker.finish(parent)
     return parent, results

@@ -3,7 +3,9 @@ a child run per stage. Explicit run IDs through MlflowClient (no global active r
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,36 @@ def _reason(uri: str, exc: Exception) -> str:
     return f"MLflow at {uri} failed: {text.splitlines()[0][:200]}"
 
 
+def _process_started(pid: int) -> str:
+    """When a process started (Linux /proc, in clock ticks since boot), so a reused PID is not taken for it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def process_tags() -> dict[str, str]:
+    """Who is running a run: checked by `reap_stale` in later commands."""
+    import socket
+
+    return {"paperlab.host": socket.gethostname(), "paperlab.pid": str(os.getpid()),
+            "paperlab.pid_started": _process_started(os.getpid())}
+
+
+def _alive(pid: str, started: str) -> bool:
+    if not pid.isdigit():
+        return True  # not ours to judge
+    if started:
+        return _process_started(int(pid)) == started
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _literal(value: str) -> str:
     """A string for an MLflow search filter. Its grammar has no escape for quotes, so a value holding one
     cannot be searched for and is refused rather than allowed to change the filter."""
@@ -42,6 +74,10 @@ class Tracker:
     def __init__(self, settings: Settings):
         from mlflow.tracking import MlflowClient  # an explicit client: mlflow.set_tracking_uri would leak
         # its URI into os.environ (MLFLOW_TRACKING_URI) for everything else this process does
+
+        # (after MLflow's import configured it) MLflow logs every store error it then raises (a full disk gave
+        # ~700 lines) and its table migrations at INFO: paperlab reports errors itself, in one line
+        logging.getLogger("mlflow").setLevel(logging.DEBUG if "--debug" in sys.argv else logging.CRITICAL)
 
         self.settings = settings
         self.uri = settings.mlflow_uri
@@ -67,6 +103,10 @@ class Tracker:
                 self.client.search_experiments(max_results=1)
             except Exception as exc:  # MLflow wraps connection errors in its own exception types
                 raise PaperlabError(_reason(self.uri, exc)) from exc
+        try:
+            self.reap_stale()
+        except Exception:  # best effort: a read-only or full store still lets the command read
+            pass
 
     @property
     def store_path(self) -> Path:
@@ -84,8 +124,6 @@ class Tracker:
         """A 0-byte store beside the artifacts of earlier runs: say that their records are gone."""
         path, artifacts = self.store_path, self.settings.artifacts_dir
         if path.exists() and path.stat().st_size == 0 and artifacts.is_dir() and any(artifacts.iterdir()):
-            import sys
-
             print(f"warning: the MLflow tracking store {path} is empty (0 bytes) although {artifacts} holds the "
                   "artifacts of earlier runs: their records are lost; a new store starts here", file=sys.stderr)
 
@@ -99,8 +137,29 @@ class Tracker:
         except Exception as exc:  # MLflow raises many types; the user needs the URI and the reason
             raise PaperlabError(_reason(self.uri, exc)) from exc
 
+    def reap_stale(self) -> int:
+        """Runs left RUNNING by a process of this machine that is gone (kill -9, a crash, a full disk that
+        kept even FAILED from being written) are marked KILLED, with a tag saying why."""
+        import socket
+
+        host = socket.gethostname()
+        stale = [r for r in self._search(["attributes.status = 'RUNNING'", "tags.`paperlab.host` = " + _literal(host)])
+                 if not _alive(r.data.tags.get("paperlab.pid", ""), r.data.tags.get("paperlab.pid_started", ""))]
+        for run in stale:
+            self.client.set_tag(run.info.run_id, "paperlab.stale", "its process ended without finishing it")
+            self.client.set_terminated(run.info.run_id, status="KILLED")
+        if stale:
+            print(f"note: {len(stale)} runs left RUNNING by a process that is gone are now marked KILLED "
+                  "(`paperlab run ... --resume` continues them)", file=sys.stderr)
+        return len(stale)
+
+    def reopen(self, run_id: str) -> None:
+        """A resumed run is RUNNING again, and owned by this process."""
+        self.tags(run_id, process_tags())
+        self.client.update_run(run_id, status="RUNNING")
+
     def start(self, experiment_id: str, name: str, tags: dict[str, str], parent: str | None = None) -> str:
-        tags = {**tags, "mlflow.runName": name}
+        tags = {**process_tags(), **tags, "mlflow.runName": name}
         if parent:
             tags["mlflow.parentRunId"] = parent
         return self.client.create_run(experiment_id, tags=tags, run_name=name).info.run_id
@@ -128,6 +187,14 @@ class Tracker:
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
+
+    def finish_quietly(self, run_id: str, status: str) -> None:
+        """Mark a run FAILED or KILLED while another error is on its way up: if the store cannot be written
+        either (a full disk), that error is the one to report; the run is reaped as stale when next seen."""
+        try:
+            self.finish(run_id, status)
+        except Exception:
+            pass
 
     def _search(self, filters: list[str]) -> list:
         experiments = [e.experiment_id for e in self.client.search_experiments()]
