@@ -24,6 +24,15 @@ def test_1_a_planted_pickle_in_a_checkpoint_is_refused_on_resume(cli, home, tmp_
     r = cli(*SMOKE, "--stage", "student", "--epochs", "2", "--resume", "--retrain")
     assert r.code == 1 and "cannot resume from" in r.err and "student.ckpt" in r.err
     assert not marker.exists() and len(r.err.strip().splitlines()) <= 3
+    # the same pickle planted in the teacher cache: refused in one warning line, and the teacher retrained
+    assert cli(*SMOKE, "--stage", "teacher", "--epochs", "1").code == 0
+    cache = next((home / "cache" / "teachers").glob("*.pt"))
+    torch.save({"state_dict": Evil()}, cache)
+    r = cli(*SMOKE, "--stage", "teacher", "--epochs", "1")
+    assert r.code == 0 and not marker.exists(), r.err
+    assert [line for line in r.err.splitlines() if "epoch" not in line] == [
+        f"warning: the cached model {cache.name} is damaged (UnpicklingError); set aside as {cache.name}.damaged, "
+        "training it again"]
 
 
 def test_4_names_cannot_leave_the_workspace(cli, home):
