@@ -51,5 +51,40 @@ def _output_path(output: Path | None, default: str, fmt: str) -> Path:
     return output if output.suffix else output.with_name(f"{output.name}.{fmt}")
 
 
+def compare(
+    template: list[str] = typer.Option([], "--template", "-t", help="A template to compare (repeatable)."),
+    tag: str = typer.Option(None, "--tag", help="The templates of the papers with this tag."),
+    teacher: str = typer.Option(None, "--teacher", help="Only runs with this teacher net, e.g. resnet32x4."),
+    student: str = typer.Option(None, "--student", help="Only runs with this student net, e.g. resnet8x4."),
+    fmt: str = typer.Option("html", "--format", "-f", help="html or md."),
+    output: Path = typer.Option(None, "--output", "-o", help="Default: compare-<date>.<ext> here."),
+    open_: bool = typer.Option(False, "--open", help="Open the page in a browser."),
+) -> None:
+    """A leaderboard of methods per teacher/student pair: claims vs ours over seeds, significance, failures."""
+    from paperlab.errors import BadInput
+
+    if fmt not in ("html", "md"):
+        raise BadInput(f"unknown format {fmt!r}: use html or md")
+    if not (template or tag or teacher or student):
+        raise BadInput("name what to compare: --template NAME (repeatable), --tag TAG, or --teacher/--student NET")
+    if template:
+        from paperlab.lab.templates import template_names
+
+        for name in template:
+            template_names(check=name)
+    from paperlab.reports.compare import build
+    from paperlab.reports.render import comparison
+    from paperlab.settings import load
+
+    data = build(load(), template or None, tag, teacher, student)
+    output = _output_path(output, f"compare-{date.today().isoformat()}.{fmt}", fmt)
+    print(comparison(data, output, fmt).resolve())
+    if open_:
+        import webbrowser
+
+        webbrowser.open(output.resolve().as_uri())
+
+
 def register(app: typer.Typer) -> None:
     app.command()(report)
+    app.command()(compare)

@@ -174,3 +174,28 @@ def worst_classes(data: ReportData) -> list[tuple[str, int, int]]:
 def all_figures(data: ReportData) -> list[Figure]:
     figures = [curves(data), sweep(data), per_class(data), confusion(data), *failures(data)]
     return [f for f in figures if f is not None]
+
+
+def leaderboard(group) -> Figure:
+    """One pair's methods as bars (mean ± std over seeds), the teacher and baseline as lines, claims as dots."""
+    plt = _plt()
+    rows = list(reversed(group.methods))
+    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.32 * len(rows)))
+    y = np.arange(len(rows))
+    ax.barh(y, [r.mean for r in rows], xerr=[r.std or 0 for r in rows], color="#8fb3d9", capsize=3, label="ours")
+    claims = [(i, r.claim) for i, r in enumerate(rows) if r.claim is not None]
+    if claims:
+        ax.plot([c for _, c in claims], [i for i, _ in claims], "o", color="#a11", label="paper's claim")
+    for row, style in ((group.teacher, "--"), (group.baseline, ":")):
+        if row is not None:
+            ax.axvline(row.mean, color="#333", linestyle=style, label=f"{row.kind} {row.mean:.2f}")
+    ax.set_yticks(y, [r.label for r in rows])
+    values = [r.mean for r in rows] + [c for _, c in claims] + [r.mean for r in (group.teacher, group.baseline) if r]
+    ax.set_xlim(min(values) - 2, max(values) + 1)
+    ax.set_xlabel("test accuracy (%)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    return Figure("leaderboard", "Methods on this pair",
+                  "Bars: our mean test accuracy with one standard deviation over seeds; red dots: the paper's "
+                  "number for this pair where it has one; lines: teacher (dashed) and baseline student (dotted).",
+                  _png(fig))

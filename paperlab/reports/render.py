@@ -25,7 +25,7 @@ def _md_escape(value: object) -> str:
         return str(value)
     text = "" if value is None else str(value)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"([\\`*_\[\]|#!])", r"\\\1", " ".join(text.split()))
+    return re.sub(r"([\\`*_\[\]|#!])", r"\\\1", re.sub(r"\s+", " ", text))  # one line, spaces kept
 
 
 def _md_code(value: object) -> str:
@@ -100,8 +100,9 @@ def markdown(data: ReportData, out: Path) -> str:
     return _env("md").get_template("report.md.j2").render(**context)
 
 
-def write(data: ReportData, out: Path, fmt: str) -> Path:
-    """Write the page atomically; a Markdown page's image folder is removed again if the page cannot be."""
+def _write_atomically(out: Path, make_text) -> Path:
+    """Write the page through a temporary file; a Markdown page's image folder is removed again if the page
+    cannot be written."""
     import os
     import shutil
 
@@ -109,8 +110,7 @@ def write(data: ReportData, out: Path, fmt: str) -> Path:
     existed = folder.exists()
     temporary = out.with_name(f".{out.name}.tmp")
     try:
-        text = html(data) if fmt == "html" else markdown(data, out)
-        temporary.write_text(text, encoding="utf-8")
+        temporary.write_text(make_text(), encoding="utf-8")
         os.replace(temporary, out)
     except BaseException:
         temporary.unlink(missing_ok=True)
@@ -118,3 +118,28 @@ def write(data: ReportData, out: Path, fmt: str) -> Path:
             shutil.rmtree(folder, ignore_errors=True)
         raise
     return out
+
+
+def write(data: ReportData, out: Path, fmt: str) -> Path:
+    return _write_atomically(out, lambda: html(data) if fmt == "html" else markdown(data, out))
+
+
+def comparison(data, out: Path, fmt: str) -> Path:
+    """The method comparison page (reports/compare.py) in the same two formats."""
+    from paperlab.reports.plots import leaderboard
+
+    def text() -> str:
+        figures = [[leaderboard(group)] for group in data.groups]
+        folder = out.with_name(out.stem + "_files")
+        for i, group_figures in enumerate(figures):
+            for figure in group_figures:
+                if fmt == "html":
+                    figure.src = "data:image/png;base64," + base64.b64encode(figure.png).decode()
+                else:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    (folder / f"{figure.name}-{i}.png").write_bytes(figure.png)
+                    figure.src = f"{folder.name}/{figure.name}-{i}.png"
+        name = "compare.html.j2" if fmt == "html" else "compare.md.j2"
+        return _env(fmt).get_template(name).render(c=data, figures=figures)
+
+    return _write_atomically(out, text)
