@@ -216,15 +216,24 @@ def test_sweep_runs_a_grid_under_one_parent_training_the_teacher_once(cli, home)
 
 
 @pytest.mark.slow
-def test_ui_serves_the_mlflow_ui_on_loopback(home, tmp_path):
+def test_ui_serves_the_runs_table_with_stages_and_datasets(cli, home, tmp_path):
+    import re
+    import shutil
     import socket
     import urllib.request
 
+    from mlflow import MlflowClient
+
+    from paperlab.settings import load
+
+    assert cli(*SMOKE, "--epochs", "1").code == 0
+    experiment = MlflowClient(load().mlflow_uri).get_experiment_by_name("kd-hinton")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the runs table, not GenAI's
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "paperlab", "ui", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
         body = b""
         for _ in range(240):
@@ -235,6 +244,19 @@ def test_ui_serves_the_mlflow_ui_on_loopback(home, tmp_path):
                 time.sleep(0.25)
         assert b"<html" in body.lower()
         assert (home / "mlflow.db").exists()  # the same store paperlab run writes to
+        printed = [proc.stderr.readline() for _ in range(2)]
+        url = f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs"
+        assert printed[1].split() == ["kd-hinton", url], printed
+        if shutil.which("chromium"):  # the stages, each with the dataset logged as its MLflow input
+            dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                  f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=20000",
+                                  "--dump-dom", url + "?searchFilter=metrics.test_error%20%3E%3D%200"
+                                  "&orderByKey=metrics.%60test_error%60&orderByAsc=true"],
+                                 capture_output=True, text=True, timeout=120).stdout
+            text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<style[^<]*</style>", "", dom)))
+            table = text[text.index("Run Name"):]
+            assert "Sort: test_error" in text and all(f" {stage} " in table for stage in ("kd", "student", "teacher"))
+            assert text.count("digits (") >= 3
     finally:
         proc.terminate()
         proc.wait(timeout=30)

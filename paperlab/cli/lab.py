@@ -181,7 +181,9 @@ def runs(template: str = typer.Option(None, "--template"), paper: str = typer.Op
           title=f"{len(found)} runs")
 
 
-def ui(port: int = typer.Option(5000, "--port", min=1, max=65535)) -> None:
+def ui(port: int = typer.Option(5000, "--port", min=1, max=65535),
+       open_: bool = typer.Option(False, "--open", help="Open the runs table in a browser once the UI answers.")
+       ) -> None:
     """Start the MLflow UI on 127.0.0.1 against paperlab's tracking store."""
     import os
     import socket
@@ -196,14 +198,39 @@ def ui(port: int = typer.Option(5000, "--port", min=1, max=65535)) -> None:
             raise PaperlabError(f"cannot serve on 127.0.0.1:{port} ({exc.strerror}); choose another --port")
     from paperlab.lab.tracking import Tracker
 
-    Tracker(settings)  # creates and migrates a fresh local store under its lock
+    tracker = Tracker(settings)  # creates and migrates a fresh local store under its lock
+    experiments = [(e.name, e.experiment_id) for e in tracker.client.search_experiments()
+                   if e.name != "Default"]
+    for name, experiment_id in experiments:
+        tracker.experiment(name)  # tags older experiments, so the UI opens on their runs table
+    base = f"http://127.0.0.1:{port}"
+    urls = [(name, f"{base}/#/experiments/{experiment_id}/runs") for name, experiment_id in experiments]
     args = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.mlflow_uri,
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     if settings.mlflow_uri.startswith("sqlite:"):
         args += ["--default-artifact-root", settings.artifacts_dir.as_uri()]
-    print(f"MLflow UI on http://127.0.0.1:{port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    print(f"MLflow UI on {base} (Ctrl-C stops it); the runs of each template:", file=sys.stderr)
+    for name, url in urls:
+        print(f"  {name:<20} {url}", file=sys.stderr)
+    sys.stderr.flush()
+    if open_ and os.fork() == 0:  # a child waits for the server, opens the browser and leaves
+        _open_when_up(port, urls[0][1] if urls else base)
+        os._exit(0)
     # become the UI process, so that Ctrl-C and kill reach it with nothing left behind
     os.execve(sys.executable, args, {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+
+
+def _open_when_up(port: int, url: str) -> None:
+    import socket
+    import time
+    import webbrowser
+
+    for _ in range(600):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                webbrowser.open(url)
+                return
+        time.sleep(0.1)
 
 
 def register(app: typer.Typer) -> None:

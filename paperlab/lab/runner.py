@@ -305,7 +305,7 @@ class Run:
         if run_id:
             self.tracker.reopen(run_id)
         else:
-            run_id = self.tracker.start(self.experiment, stage.name, self._stage_tags(stage), parent=self.parent)
+            run_id = self._start_stage(stage.name, self._stage_tags(stage))
         self.state.setdefault("running", {})[stage.name] = run_id
         self._save_state()
         try:
@@ -395,11 +395,19 @@ class Run:
         self.tracker.finish(run_id)
         return result
 
+    def _start_stage(self, name: str, tags: dict[str, str]) -> str:
+        """A stage's child run, with the data it used logged as an MLflow dataset input (the UI's Dataset column)."""
+        run_id = self.tracker.start(self.experiment, name, tags, parent=self.parent)
+        data = self.data
+        self.tracker.dataset(run_id, name=data.name, digest=data.checksum, source=data.origin,
+                             profile={"train": int(len(data.y_train)), "test": int(len(data.y_test)),
+                                      "classes": len(data.classes), "shape": list(data.x_train.shape[1:])})
+        return run_id
+
     def _evaluate_ensemble(self, stage: StageSpec, started: float) -> StageResult:
         """An ensemble trains nothing: it is evaluated and tracked like any stage."""
         model = self._model_of(stage.name)
-        run_id = self.tracker.start(self.experiment, stage.name, {**self._stage_tags(stage),
-                                    "paperlab.ensemble": ",".join(stage.ensemble)}, parent=self.parent)
+        run_id = self._start_stage(stage.name, {**self._stage_tags(stage), "paperlab.ensemble": ",".join(stage.ensemble)})
         self.tracker.params(run_id, _flat(self.spec))
         return self._finish(stage, run_id, model, trainer.predict(model, self.x_test), 0, 0, started)
 
@@ -408,8 +416,8 @@ class Run:
         errors: list[str] = []
         for i, peer in enumerate(cohort.peers):
             peer_stage = stage.model_copy(update={"name": f"{stage.name}-peer{i + 1}", "peers": 1})
-            run_id = self.tracker.start(self.experiment, peer_stage.name, {
-                **self._stage_tags(peer_stage), "paperlab.cohort": stage.name}, parent=self.parent)
+            run_id = self._start_stage(peer_stage.name, {
+                **self._stage_tags(peer_stage), "paperlab.cohort": stage.name})
             self.tracker.params(run_id, _flat(self.spec))
             done = self._finish(peer_stage, run_id, peer, trainer.predict(peer, self.x_test), 0, 0,
                                 time.perf_counter())
@@ -422,9 +430,8 @@ class Run:
         model.load_state_dict(cached["state_dict"])
         self.models[stage.name] = model
         self.method_states[stage.name] = cached.get("method_state") or {}
-        run_id = self.tracker.start(self.experiment, stage.name, {
-            **self._stage_tags(stage), "paperlab.reused": "true",
-            "paperlab.reused_from": cached["result"]["run_id"]}, parent=self.parent)
+        run_id = self._start_stage(stage.name, {
+            **self._stage_tags(stage), "paperlab.reused": "true", "paperlab.reused_from": cached["result"]["run_id"]})
         self.tracker.params(run_id, _flat(self.spec))
         logits = trainer.predict(model, self.x_test)
         return self._finish(stage, run_id, model, logits, cached["result"]["best_epoch"], 0, started, reused=True)

@@ -29,6 +29,9 @@ def _reason(uri: str, exc: Exception) -> str:
     return f"MLflow at {uri} failed: {text.splitlines()[0][:200]}"
 
 
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
 def _process_started(pid: int) -> str:
     """When a process started (Linux /proc, in clock ticks since boot), so a reused PID is not taken for it."""
     try:
@@ -128,12 +131,16 @@ class Tracker:
                   "artifacts of earlier runs: their records are lost; a new store starts here", file=sys.stderr)
 
     def experiment(self, name: str) -> str:
+        """The template's experiment, tagged as model development so that MLflow 3's UI opens on its runs
+        table rather than on the GenAI overview."""
         try:
             found = self.client.get_experiment_by_name(name)
             if found is not None:
+                if found.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
+                    self.client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
                 return found.experiment_id
             location = (self.settings.artifacts_dir / name).absolute().as_uri() if self.local else None
-            return self.client.create_experiment(name, artifact_location=location)
+            return self.client.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
         except Exception as exc:  # MLflow raises many types; the user needs the URI and the reason
             raise PaperlabError(_reason(self.uri, exc)) from exc
 
@@ -163,6 +170,16 @@ class Tracker:
         if parent:
             tags["mlflow.parentRunId"] = parent
         return self.client.create_run(experiment_id, tags=tags, run_name=name).info.run_id
+
+    def dataset(self, run_id: str, name: str, digest: str, source: str, profile: dict[str, Any]) -> None:
+        """The run's data as an MLflow dataset input: name, digest (our SHA-256), where it came from."""
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        entity = Dataset(name=name, digest=digest[:36], source_type="local" if "://" not in source else "http",
+                         source=json.dumps({"uri": source}), profile=json.dumps(profile))
+        self.client.log_inputs(run_id, [DatasetInput(entity, [InputTag("mlflow.data.context", "training")])])
 
     def params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
