@@ -218,10 +218,10 @@ def collect(settings: Settings, paper: str | None = None, template: str | None =
     if not paper:
         paper_info, note = _paper(settings, Counter(r["paper"] for r in runs).most_common(1)[0][0])
     templates = sorted({r["template"] for r in runs})
-    for run in runs:
-        run["val_error"] = tracker.history(run["run_id"], "val_error")
     newest_parent = runs[0]["parent_run_id"]
     latest = {r["stage"]: r for r in reversed(runs) if r["parent_run_id"] == newest_parent}
+    for run in latest.values():  # the curves show the newest run only: one history call per stage, not per run
+        run["val_error"] = tracker.history(run["run_id"], "val_error")
     taught = [r for r in runs if is_taught(r)]
     best = min(taught, key=lambda r: r["test_error"]) if taught else None
     with tempfile.TemporaryDirectory() as tmp:
