@@ -191,6 +191,26 @@ def test_smoke_run_against_a_real_mlflow_server(cli, tmp_path, monkeypatch):
         assert run.data.tags["paperlab.stage"] == "student"
         assert len(client.get_metric_history(run.info.run_id, "val_error")) == 3
         assert "weights.pt" in {a.path for a in client.list_artifacts(run.info.run_id)}
+        # a teacher trained on one machine is pulled from the server's model registry by another
+        teacher = cli(*SMOKE, "--stage", "teacher", "--epochs", "3").json()["stages"][0]
+        monkeypatch.setenv("PAPERLAB_HOME", str(tmp_path / "second-machine"))
+        listed = cli("teachers", "list", "--json").json()
+        assert [(t["name"], t["version"], t["test_error"]) for t in listed] == [
+            ("kd-hinton.teacher.cnn.digits", 1, str(teacher["test_error"]))]
+        pulled = cli("teachers", "pull", "kd-hinton.teacher.cnn.digits")
+        assert pulled.code == 0 and (tmp_path / "second-machine" / "cache" / "teachers").is_dir(), pulled.err
+        again = cli(*SMOKE, "--stage", "teacher", "--epochs", "3").json()["stages"][0]
+        assert again["reused"] is True and again["test_error"] == teacher["test_error"]
+        assert cli("teachers", "pull", "nobody.teacher.cnn.digits").code == 2
+        import mlflow
+
+        mlflow.set_tracking_uri(url)
+        model = mlflow.pyfunc.load_model("models:/kd-hinton.teacher.cnn.digits/1")  # a pyfunc, with a signature
+        assert model.metadata.signature is not None
+        from sklearn.datasets import load_digits
+
+        images = (load_digits().images[:5] / 16.0).astype("float32")[:, None]
+        assert model.predict(images).shape == (5, 10)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -227,6 +247,7 @@ def test_ui_serves_the_runs_table_with_stages_and_datasets(cli, home, tmp_path):
     from paperlab.settings import load
 
     assert cli(*SMOKE, "--epochs", "1").code == 0
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # registering models did not leak MLflow's global URI
     experiment = MlflowClient(load().mlflow_uri).get_experiment_by_name("kd-hinton")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the runs table, not GenAI's
     with socket.socket() as s:

@@ -233,8 +233,39 @@ def _open_when_up(port: int, url: str) -> None:
         time.sleep(0.1)
 
 
+teachers_app = typer.Typer(help="Trained teachers in MLflow's model registry (shared on a team's tracking server).",
+                           no_args_is_help=True)
+
+
+@teachers_app.command("list")
+def teachers_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Registered teachers: name (template.role.net.data), version, seed, profile, test errors."""
+    from paperlab.lab.registry import teachers
+    from paperlab.lab.tracking import Tracker
+
+    found = teachers(Tracker(_settings()))
+    if as_json:
+        return print_json(found)
+    table(["name", "version", "profile", "seed", "test errors", "run"],
+          [[v["name"], v["version"], v["profile"], v["seed"], v["test_error"], v["run_id"]] for v in found],
+          title=f"{len(found)} registered teachers")
+
+
+@teachers_app.command("pull")
+def teachers_pull(name: str = typer.Argument(..., help="A registered teacher, e.g. kd-hinton.teacher.cnn.digits"),
+                  version: int = typer.Option(None, "--version", min=1, help="Default: the newest.")) -> None:
+    """Put a registered teacher into this machine's cache: the next run of its recipe reuses it."""
+    from paperlab.lab.registry import pull
+    from paperlab.lab.tracking import Tracker
+
+    settings = _settings()
+    path = pull(Tracker(settings), settings.cache_dir, name, version)
+    print(f"pulled {name} into {path}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(templates_app, name="templates")
+    app.add_typer(teachers_app, name="teachers")
     app.command()(run)
     app.command()(sweep)
     app.command()(runs)

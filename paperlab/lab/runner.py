@@ -349,7 +349,38 @@ class Run:
         elif any(stage.name in (s.teacher, s.init, s.method_from, *s.ensemble) for s in self.spec.stages):
             trainer.save_atomic(saved, self.run_dir / f"{stage.name}.weights.pt")
         checkpoint.unlink(missing_ok=True)
+        self._register(stage, result, model, saved)
         return result
+
+    def _register(self, stage: StageSpec, result: StageResult, model: torch.nn.Module, saved: dict) -> None:
+        """Teachers and distilled students into MLflow's model registry (lab/registry.py); a store without a
+        registry costs a warning, not the run."""
+        from paperlab.lab import registry
+
+        role = "teacher" if stage.model == "teacher" and not stage.teacher else \
+            "student" if stage.model == "student" and stage.teacher else None
+        if role is None or stage.peers > 1 or stage.ensemble:
+            return
+        net = self.spec.model_spec(stage.model).net
+        mean, std = self.data.stats() if self.spec.normalize else ((), ())
+        about = {"net": net.model_dump(), "shape": list(self.data.x_train.shape[1:]), "classes": len(self.data.classes),
+                 "mean": list(mean), "std": list(std)}
+        example = {"images": self.data.x_test[:2], "logits": trainer.predict(model, self.x_test[:2]).cpu().numpy()}
+        cache = self._cache_file(stage) if self.spec.cached(stage) else None
+        tags = {"paperlab.role": role, "paperlab.template": self.spec.name, "paperlab.profile": self.spec.profile,
+                "paperlab.seed": str(self.spec.seed), "paperlab.stage": stage.name, "test_error": str(result.test_error),
+                "paperlab.cache_key": cache.name if cache else ""}
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                weights = cache or Path(tmp) / f"{stage.name}.pt"
+                if cache is None:
+                    torch.save({**saved, "result": asdict(result)}, weights)
+                registry.register(self.tracker, result.run_id,
+                                  registry.model_name(self.spec.name, role, net.kind, self.spec.dataset),
+                                  weights, about, example, tags)
+        except Exception as exc:  # e.g. a tracking server without a registry
+            print(f"warning: {stage.name} was not registered in MLflow's model registry "
+                  f"({type(exc).__name__}: {str(exc).splitlines()[0][:150] if str(exc) else ''})", file=sys.stderr)
 
     def _transfer_set(self, stage: StageSpec) -> trainer.Tensors:
         if not stage.omit_classes:

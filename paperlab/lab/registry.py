@@ -1,0 +1,110 @@
+"""Trained teachers and distilled students in MLflow's model registry, so that a team trains each teacher
+once: `paperlab run` registers them; `paperlab teachers list|pull` finds them on a shared tracking server and
+puts a teacher into this machine's cache, where the next run reuses it.
+
+The registered model is a pyfunc (lab/mlflow_model.py, logged as code) with a signature; its artifacts are
+paperlab's own cache file (tensors and plain data, read with weights_only=True) and a JSON of the net."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tempfile
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any, Iterator
+
+from paperlab.errors import NotFound, PaperlabError
+
+
+def model_name(template: str, role: str, net: str, dataset: str) -> str:
+    """e.g. kd-hinton.teacher.cnn.digits"""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", f"{template}.{role}.{net}.{dataset}")
+
+
+@contextmanager
+def _fluent_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's model logging works through its global tracking URI, and setting that also writes
+    MLFLOW_TRACKING_URI into os.environ: both are put back as they were, so nothing else in this process
+    (the next command of a test, paperlab's own settings) sees another store."""
+    import os
+
+    from mlflow.tracking._tracking_service import utils
+
+    saved_env, saved_uri = os.environ.get("MLFLOW_TRACKING_URI"), utils._tracking_uri
+    utils.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        utils._tracking_uri = saved_uri
+        if saved_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_env
+
+
+def register(tracker, run_id: str, name: str, weights: Path, about: dict[str, Any], example, tags: dict[str, str]) -> str:
+    """Log the model on its run and register it as a new version of `name`; the version number."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    with tempfile.TemporaryDirectory() as tmp:
+        about_file = Path(tmp) / "about.json"
+        about_file.write_text(json.dumps(about), encoding="utf-8")
+        logits = example["logits"]
+        signature = infer_signature(example["images"], logits)
+        with _fluent_tracking_uri(tracker.uri):  # MLflow prints "Successfully registered model ...": kept quiet
+            with mlflow.start_run(run_id=run_id), redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=str(Path(__file__).with_name("mlflow_model.py")),
+                    artifacts={"weights": str(weights), "about": str(about_file)}, signature=signature,
+                    pip_requirements=["paperlab", "torch"], registered_model_name=name)
+    client = tracker.client
+    version = str(info.registered_model_version)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    client.set_registered_model_tag(name, "paperlab.role", tags.get("paperlab.role", ""))
+    return version
+
+
+def teachers(tracker) -> list[dict[str, Any]]:
+    """Every registered teacher version, newest first, with what made it."""
+    out = []
+    for model in tracker.client.search_registered_models(max_results=1000):
+        if model.tags.get("paperlab.role") != "teacher":
+            continue
+        for version in tracker.client.search_model_versions(f"name = '{model.name}'"):
+            out.append({"name": model.name, "version": int(version.version), "run_id": version.run_id,
+                        "cache_key": version.tags.get("paperlab.cache_key"), "seed": version.tags.get("paperlab.seed"),
+                        "profile": version.tags.get("paperlab.profile"), "test_error": version.tags.get("test_error"),
+                        "created": version.creation_timestamp})
+    return sorted(out, key=lambda v: (v["name"], -v["version"]))
+
+
+def pull(tracker, cache_dir: Path, name: str, version: int | None = None) -> Path:
+    """Download a teacher version's weights into this machine's teacher cache (checked, then moved into place)."""
+    import os
+
+    import torch
+
+    found = [v for v in teachers(tracker) if v["name"] == name and (version is None or v["version"] == version)]
+    if not found:
+        raise NotFound(f"no registered teacher {name}{'' if version is None else f' version {version}'} "
+                       "(`paperlab teachers list` shows them)")
+    chosen = found[0]
+    target = cache_dir / "teachers" / chosen["cache_key"]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        import mlflow
+
+        folder = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{chosen['version']}", dst_path=tmp, tracking_uri=tracker.uri))
+        weights = next(folder.rglob(chosen["cache_key"]), None) or next(folder.rglob("*.pt"), None)
+        if weights is None:
+            raise PaperlabError(f"{name} version {chosen['version']} holds no weights file")
+        saved = torch.load(weights, map_location="cpu", weights_only=True)  # tensors and plain data, or refused
+        if "state_dict" not in saved or "result" not in saved:
+            raise PaperlabError(f"{name} version {chosen['version']} is not a paperlab teacher")
+        os.replace(weights, target)
+    return target
