@@ -1,5 +1,6 @@
-"""The only module that talks to MLflow: one experiment per template, a parent run per `paperlab run`,
-a child run per stage. Explicit run IDs through MlflowClient (no global active run), metrics in batches."""
+"""The module that talks to MLflow's tracking (lab/registry.py does its model registry): one experiment per
+template, a parent run per `paperlab run`, a child run per stage. Explicit run IDs through MlflowClient (no
+global active run), metrics in batches."""
 
 from __future__ import annotations
 
