@@ -100,24 +100,15 @@ def test_9_a_latin_1_note_is_read_and_named_not_fatal(cli, tmp_path):
 
 
 def test_10_a_note_that_cannot_be_written_leaves_nothing_behind(cli, home):
-    import shutil
-
-    import pytest
+    from disk import fill, small_disk
 
     assert cli("add", "1503.02531").code == 0
     notes = home / "notes"
     saved = {p.name: p.read_bytes() for p in notes.iterdir()}
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(notes)], capture_output=True).returncode:
-        pytest.skip("needs root to mount a small tmpfs as a full disk")
-    try:
+    with small_disk(notes, "64k"):
         for name, data in saved.items():
             (notes / name).write_bytes(data)
-        with open(notes / ".filler", "wb", buffering=0) as filler:  # fill the disk
-            try:
-                while True:
-                    filler.write(b"x" * 512)
-            except OSError:
-                pass
+        fill(notes / ".filler")
         r = cli("add", "1412.6550")
         assert r.code == 1 and "cannot write the note" in r.err and "No space left" in r.err, r.err
         assert len(r.err.strip().splitlines()) == 1
@@ -127,9 +118,6 @@ def test_10_a_note_that_cannot_be_written_leaves_nothing_behind(cli, home):
         (notes / "1412.6550.md").write_text("")  # an empty note, as an older paperlab left them
         assert cli("add", "1412.6550").code == 0
         assert "## Key idea" in (notes / "1412.6550.md").read_text()
-    finally:
-        subprocess.run(["umount", str(notes)], check=True)
-    shutil.rmtree(notes, ignore_errors=True)
 
 
 def test_30_editor_settings_that_cannot_work_are_one_line(cli, monkeypatch):

@@ -204,7 +204,8 @@ def ui(port: int = typer.Option(5000, "--port", min=1, max=65535),
     for name, experiment_id in experiments:
         tracker.experiment(name)  # tags older experiments, so the UI opens on their runs table
     base = f"http://127.0.0.1:{port}"
-    urls = [(name, f"{base}/#/experiments/{experiment_id}/runs") for name, experiment_id in experiments]
+    urls = [(name, f"{base}/#/experiments/{experiment_id}/runs?viewStateShareKey=paperlab")
+            for name, experiment_id in experiments]  # the stage runs with their test errors (tracking.SHARED_VIEW)
     args = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.mlflow_uri,
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     if settings.mlflow_uri.startswith("sqlite:"):

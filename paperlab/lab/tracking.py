@@ -4,6 +4,7 @@ global active run), metrics in batches."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -31,6 +32,13 @@ def _reason(uri: str, exc: Exception) -> str:
 
 
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+# A view of the runs table that MLflow's UI opens from `?viewStateShareKey=paperlab` (an experiment tag, as its
+# own "share view" writes them): the stage runs flat, best first, with their test errors and roles as columns.
+SHARED_VIEW = ("mlflow.sharedViewState.paperlab", json.dumps({
+    "searchFilter": "metrics.test_error >= 0", "orderByKey": "metrics.`test_error`", "orderByAsc": True,
+    "selectedColumns": ["attributes.`Dataset`", "metrics.`test_error`", "metrics.`test_acc`", "metrics.`wall_seconds`",
+                        "tags.`paperlab.role`", "tags.`paperlab.method`", "tags.`paperlab.seed`",
+                        "tags.`paperlab.profile`"]}))
 
 
 def _process_started(pid: int) -> str:
@@ -137,11 +145,13 @@ class Tracker:
         try:
             found = self.client.get_experiment_by_name(name)
             if found is not None:
-                if found.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
-                    self.client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
+                for key, value in (EXPERIMENT_KIND, SHARED_VIEW):
+                    if found.tags.get(key) != value:
+                        self.client.set_experiment_tag(found.experiment_id, key, value)
                 return found.experiment_id
             location = (self.settings.artifacts_dir / name).absolute().as_uri() if self.local else None
-            return self.client.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
+            return self.client.create_experiment(name, artifact_location=location,
+                                                 tags=dict([EXPERIMENT_KIND, SHARED_VIEW]))
         except Exception as exc:  # MLflow raises many types; the user needs the URI and the reason
             raise PaperlabError(_reason(self.uri, exc)) from exc
 

@@ -19,6 +19,13 @@ from paperlab.settings import Settings
 SEED_PARAM = "seed"
 
 
+def verdict(diff: float, tolerance: float) -> str:
+    """Ours against the paper's number: within the claim's tolerance, within twice it, or not."""
+    if abs(diff) <= tolerance:
+        return "reproduced"
+    return "close" if abs(diff) <= 2 * tolerance else "not reproduced"
+
+
 @dataclass
 class ClaimRow:
     stage: str
@@ -55,9 +62,7 @@ class ClaimRow:
             return f"not comparable: ours on {self.our_dataset}, the paper's on {self.paper_dataset}"
         if self.other_pair:
             return f"not comparable: ours on {self.other_pair}, the paper's on another pair"
-        if abs(self.diff) <= self.tolerance:
-            return "reproduced"
-        return "close" if abs(self.diff) <= 2 * self.tolerance else "not reproduced"
+        return verdict(self.diff, self.tolerance)
 
 
 @dataclass
@@ -207,9 +212,11 @@ def collect(settings: Settings, paper: str | None = None, template: str | None =
 
         paper = normalise(paper)
     paper_info, note = _paper(settings, paper)
-    found = tracker.runs(template=template, paper=paper, run_ids=run_ids, details=True)
-    for name in (paper_info or {}).get("templates", []):  # and the templates linked to the paper by hand
-        found += tracker.runs(template=name, details=True)
+    linked = set((paper_info or {}).get("templates", []))  # templates linked to the paper by hand
+    if paper and linked:  # one search for the paper's runs and its linked templates' runs
+        found = [r for r in tracker.runs(details=True) if r["paper"] == paper or r["template"] in linked]
+    else:
+        found = tracker.runs(template=template, paper=paper, run_ids=run_ids, details=True)
     unique = {r["run_id"]: r for r in found}
     runs = sorted((r for r in unique.values() if r["status"] == "FINISHED"), key=lambda r: -r["start_time"])
     subject = paper or template or ", ".join(run_ids or [])

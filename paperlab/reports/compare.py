@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from paperlab.errors import BadInput, NotFound
-from paperlab.reports.collect import _config, _load_logits, is_taught, role_of
+from paperlab.reports.collect import _config, _load_logits, is_taught, role_of, verdict
 from paperlab.settings import Settings
 
 ALPHA = 0.05  # the significance level the statements use
@@ -70,11 +70,7 @@ class Row:
 
     @property
     def verdict(self) -> str:
-        if self.claim is None:
-            return "no claim for this pair"
-        if abs(self.diff) <= self.claim_tolerance:
-            return "reproduced"
-        return "close" if abs(self.diff) <= 2 * self.claim_tolerance else "not reproduced"
+        return "no claim for this pair" if self.claim is None else verdict(self.diff, self.claim_tolerance)
 
 
 @dataclass
