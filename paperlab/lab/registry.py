@@ -11,6 +11,7 @@ import io
 import json
 import re
 import tempfile
+import warnings
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any, Iterator
@@ -55,7 +56,9 @@ def register(tracker, run_id: str, name: str, weights: Path, about: dict[str, An
         logits = example["logits"]
         signature = infer_signature(example["images"], logits)
         with _fluent_tracking_uri(tracker.uri):  # MLflow prints "Successfully registered model ...": kept quiet
-            with mlflow.start_run(run_id=run_id), redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+            with mlflow.start_run(run_id=run_id), redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()), \
+                    warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # its advice to log an input example as well
                 info = mlflow.pyfunc.log_model(
                     name="model", python_model=str(Path(__file__).with_name("mlflow_model.py")),
                     artifacts={"weights": str(weights), "about": str(about_file)}, signature=signature,
