@@ -90,3 +90,10 @@ def test_bad_selections_are_one_line(compared):
                                 (["--teacher", "cnn", "-f", "pdf"], 2, "unknown format")):
         r = cli("compare", *args)
         assert r.code == code and message in r.err and len(r.err.strip().splitlines()) == 1, (args, r.err)
+
+
+def test_numbers_keep_their_integer_digits():
+    from paperlab.reports.render import _num
+
+    assert [_num(100.2, 0), _num(100.0, 1), _num(85.40, 2), _num(1500.0, 0), _num(1083)] == [
+        "100", "100", "85.4", "1,500", "1,083"]  # 100.2 with no decimals once printed as "1"

@@ -69,6 +69,10 @@ class Row:
         return None if self.claim is None else self.mean - self.claim
 
     @property
+    def wall_mean(self) -> float:
+        return statistics.fmean(self.wall) if self.wall else 0.0
+
+    @property
     def verdict(self) -> str:
         return "no claim for this pair" if self.claim is None else verdict(self.diff, self.claim_tolerance)
 

@@ -55,7 +55,10 @@ def _md_link(url: object) -> str:
 def _num(value: object, digits: int = 1) -> str:
     if value is None:
         return "–"
-    return f"{value:,.{digits}f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}"
+    if not isinstance(value, float):
+        return f"{value:,}"
+    text = f"{value:,.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text  # 100.0 with 0 digits is "100", not "1"
 
 
 def _env(fmt: str):
