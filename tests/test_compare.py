@@ -97,3 +97,19 @@ def test_numbers_keep_their_integer_digits():
 
     assert [_num(100.2, 0), _num(100.0, 1), _num(85.40, 2), _num(1500.0, 0), _num(1083)] == [
         "100", "100", "85.4", "1,500", "1,083"]  # 100.2 with no decimals once printed as "1"
+
+
+def test_a_tag_selects_its_papers_templates_and_shows_their_notes(compared, tmp_path):
+    _, cli = compared
+    bib = tmp_path / "week3.bib"
+    bib.write_text("@article{hinton2015distilling, title={Distilling the Knowledge in a Neural Network},"
+                   " author={Hinton, Geoffrey}, year={2015}, eprint={1503.02531}}\n", encoding="utf-8")
+    assert cli("import", str(bib), "--tag", "week3").code == 0
+    out = tmp_path / "week3.md"
+    r = cli("compare", "--tag", "week3", "-f", "md", "-o", str(out))
+    assert r.code == 0, r.err
+    text = out.read_text()
+    heading = text.splitlines()[0]  # every template whose recipe names 1503.02531 (kd-cifar, ensemble-kd too)
+    assert heading.startswith("# Method comparison: ") and "kd-hinton, kd-hinton-omit3" in heading and "tag week3" in heading
+    assert "## Distilling the Knowledge in a Neural Network (arXiv:1503.02531)" in text
+    assert "| kd-hinton (kd) |" in text and "kd-t2" not in text  # only the tagged paper's templates
