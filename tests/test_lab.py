@@ -221,6 +221,12 @@ def test_multi_model_graphs_track_one_child_per_model_and_resume_a_cohort_after_
     peers = client.search_runs([client.get_run(parent).info.experiment_id],
                                f"tags.mlflow.parentRunId = '{parent}' and tags.`paperlab.cohort` = 'dml'")
     assert sorted(p.data.tags["paperlab.stage"] for p in peers) == ["dml-peer1", "dml-peer2"]
+    again = sh(*args)  # the cohort comes from the cache: its peers still get a child run each
+    assert again.code == 0 and [s["reused"] for s in again.json()["stages"]] == [True, True], again.err
+    parent = again.json()["parent_run_id"]
+    peers = client.search_runs([client.get_run(parent).info.experiment_id],
+                               f"tags.mlflow.parentRunId = '{parent}' and tags.`paperlab.cohort` = 'dml'")
+    assert sorted(p.data.tags["paperlab.stage"] for p in peers) == ["dml-peer1", "dml-peer2"]
 
 
 def test_a_phase_is_its_own_cached_stage_and_the_next_starts_from_it(cli, home):

@@ -465,7 +465,10 @@ class Run:
             **self._stage_tags(stage), "paperlab.reused": "true", "paperlab.reused_from": cached["result"]["run_id"]})
         self.tracker.params(run_id, _flat(self.spec))
         logits = trainer.predict(model, self.x_test)
-        return self._finish(stage, run_id, model, logits, cached["result"]["best_epoch"], 0, started, reused=True)
+        result = self._finish(stage, run_id, model, logits, cached["result"]["best_epoch"], 0, started, reused=True)
+        if stage.peers > 1:  # a reused cohort still shows one child run per peer
+            self._track_peers(stage, model)
+        return result
 
 
 def _flat(spec: RunSpec) -> dict[str, str]:
