@@ -313,11 +313,14 @@ class Run:
             teacher = self._model_of(stage.teacher) if stage.teacher else None
             method = distillers.get(stage.method)
             params = distillers.parse_params(stage.method, self.spec.params_of(stage))
-            objective = method(params, model, teacher, self.info).to(self.device)
+            tensors = self._transfer_set(stage)
+            # sized by the stage's own transfer set: CRD's memory bank and mean teacher's labelled subset index
+            # the examples this stage trains on (a set without some classes is indexed afresh)
+            info = replace(self.info, train_labels=tensors.y_train)
+            objective = method(params, model, teacher, info).to(self.device)
             if stage.method_from is not None:
                 self._take_method_parts(stage, objective)
             augment = self._augment(stage.model)
-            tensors = self._transfer_set(stage)
             if teacher is not None and not (objective.needs & distillers.FEATURES) and not augment.shift \
                     and not augment.flip:  # the teacher sees the same inputs every epoch: its logits once
                 tensors = replace(tensors, teacher_train=trainer.predict(teacher, tensors.x_train))
