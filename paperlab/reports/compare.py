@@ -150,16 +150,16 @@ def _rows(runs: list[dict[str, Any]]) -> dict[tuple[str, str], Row]:
     rows: dict[tuple[str, str], Row] = {}
     reference: dict[tuple[str, str], tuple] = {}
     for run in runs:  # newest first
-        taught = is_taught(run)
-        role = role_of(run)
-        if role == "teacher" and not taught:
+        taught, role, tags = is_taught(run), role_of(run), run["tags"]
+        plain = not taught and tags.get("paperlab.method", "ce") == "ce" and not tags.get("paperlab.init")
+        if role == "teacher" and plain:
             key, kind = ("", "teacher"), "teacher"
-        elif role == "student" and not taught and not run["tags"].get("paperlab.init"):
+        elif role == "student" and plain:
             key, kind = ("", "baseline"), "baseline"
-        elif taught and run["tags"].get("paperlab.phase") != "true":
-            key, kind = (run["template"], run["stage"]), "method"
+        elif role != "teacher" and tags.get("paperlab.phase") != "true" and not tags.get("paperlab.cohort"):
+            key, kind = (run["template"], run["stage"]), "method"  # taught, or a method of its own (DML, BYOT)
         else:
-            continue  # phases and further models (TAKD's assistant is taught and shown; an AB phase is not)
+            continue  # phases, peers of a cohort, further teachers
         config = _config(run) if kind == "method" else ()
         if reference.setdefault(key, config) != config:
             continue
