@@ -21,8 +21,7 @@ def report(
 
     if sum(bool(x) for x in (paper, template, run)) != 1:
         raise BadInput("name exactly one of --paper ID, --template NAME or --run RUN_ID")
-    if fmt not in ("html", "md"):
-        raise BadInput(f"unknown format {fmt!r}: use html or md")
+    _check_format(fmt)
     if template:
         from paperlab.lab.templates import template_names
 
@@ -34,11 +33,23 @@ def report(
     data = collect(load(), paper=paper, template=template, run_ids=run or None)
     subject = (paper or template or run[0][:12]).replace("/", "_")
     output = _output_path(output, f"report-{subject}-{date.today().isoformat()}.{fmt}", fmt)
-    print(write(data, output, fmt).resolve())
+    _show(write(data, output, fmt), open_)
+
+
+def _check_format(fmt: str) -> None:
+    from paperlab.errors import BadInput
+
+    if fmt not in ("html", "md"):
+        raise BadInput(f"unknown format {fmt!r}: use html or md")
+
+
+def _show(page: Path, open_: bool) -> None:
+    """Print where the page is; with --open, open it in a browser."""
+    print(page.resolve())
     if open_:
         import webbrowser
 
-        webbrowser.open(output.resolve().as_uri())
+        webbrowser.open(page.resolve().as_uri())
 
 
 def _output_path(output: Path | None, default: str, fmt: str) -> Path:
@@ -63,8 +74,7 @@ def compare(
     """A leaderboard of methods per teacher/student pair: claims vs ours over seeds, significance, failures."""
     from paperlab.errors import BadInput
 
-    if fmt not in ("html", "md"):
-        raise BadInput(f"unknown format {fmt!r}: use html or md")
+    _check_format(fmt)
     if not (template or tag or teacher or student):
         raise BadInput("name what to compare: --template NAME (repeatable), --tag TAG, or --teacher/--student NET")
     if template:
@@ -78,11 +88,7 @@ def compare(
 
     data = build(load(), template or None, tag, teacher, student)
     output = _output_path(output, f"compare-{date.today().isoformat()}.{fmt}", fmt)
-    print(comparison(data, output, fmt).resolve())
-    if open_:
-        import webbrowser
-
-        webbrowser.open(output.resolve().as_uri())
+    _show(comparison(data, output, fmt), open_)
 
 
 def register(app: typer.Typer) -> None:

@@ -276,8 +276,7 @@ class Run:
                 self._save_state()
         except BaseException:
             if self.owns_parent:
-                self.tracker.finish_quietly(self.parent,
-                                            "KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
+                self.tracker.finish_quietly(self.parent)
             self.lock.release()
             raise
         if self.owns_parent:
@@ -342,7 +341,7 @@ class Run:
             if stage.peers > 1:
                 self._track_peers(stage, model)
         except BaseException:
-            self.tracker.finish_quietly(run_id, "KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
+            self.tracker.finish_quietly(run_id)
             raise
         self.models[stage.name] = model
         self.method_states[stage.name] = {k: v.detach().cpu() for k, v in objective.state_dict().items()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +74,7 @@ def run_sweep(name: str, profile: str, base_sets: dict[str, Any], grid: dict[str
             results.append(SweepPoint(overrides, seed, run.run_all(stages).stages))
             trained.update((s, seed) for s in stages)
     except BaseException:
-        tracker.finish_quietly(parent, "KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
+        tracker.finish_quietly(parent)
         raise
     tracker.finish(parent)
     return parent, results

@@ -184,8 +184,6 @@ class Tracker:
 
     def dataset(self, run_id: str, name: str, digest: str, source: str, profile: dict[str, Any]) -> None:
         """The run's data as an MLflow dataset input: name, digest (our SHA-256), where it came from."""
-        import json
-
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
         entity = Dataset(name=name, digest=digest[:36], source_type="local" if "://" not in source else "http",
@@ -216,11 +214,12 @@ class Tracker:
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
 
-    def finish_quietly(self, run_id: str, status: str) -> None:
-        """Mark a run FAILED or KILLED while another error is on its way up: if the store cannot be written
-        either (a full disk), that error is the one to report; the run is reaped as stale when next seen."""
+    def finish_quietly(self, run_id: str) -> None:
+        """Called in an `except` block: mark the run KILLED (Ctrl-C) or FAILED while that error is on its way
+        up; if the store cannot be written either (a full disk), that error is the one to report, and the run
+        is reaped as stale when next seen."""
         try:
-            self.finish(run_id, status)
+            self.finish(run_id, "KILLED" if sys.exc_info()[0] is KeyboardInterrupt else "FAILED")
         except Exception:
             pass
 

@@ -135,6 +135,11 @@ def clean_tags(tags: list[str]) -> list[str]:
     return sorted(set(cleaned))
 
 
+def _venue_label(paper) -> str | None:
+    """The venue with its year (CVPR 2022), or alone without one, as notes and `list` show it."""
+    return f"{paper.venue} {paper.venue_year}" if paper.venue and paper.venue_year else paper.venue
+
+
 def store(session, settings: Settings, fetched: Fetched, tags: list[str],
           manual: venues.Detected | None, write_note: bool = True) -> Outcome:
     """Insert or refresh one paper from fetched metadata; write its note only where none exists (or, with
@@ -167,7 +172,7 @@ def store(session, settings: Settings, fetched: Fetched, tags: list[str],
     _set_authors(session, paper, fetched.authors)
     _add_tags(session, paper, tags)
     _, all_tags = _names(session, paper)
-    label = f"{paper.venue} {paper.venue_year}" if paper.venue and paper.venue_year else paper.venue
+    label = _venue_label(paper)
     text = notes.render(paper.arxiv_id, paper.title, paper.abstract, label, all_tags)
     wrote = notes.write_new(path, text) if write_note else False
     try:
@@ -178,7 +183,7 @@ def store(session, settings: Settings, fetched: Fetched, tags: list[str],
             path.unlink(missing_ok=True)
         raise
     return Outcome(paper.arxiv_id, "added" if created else "refreshed", paper.title, label, str(path),
-                   extra={"version": paper.version, "wrote_note": wrote, "note_text": text})
+                   extra={"version": paper.version, "wrote_note": wrote, "note_text": text, "paper_id": paper.id})
 
 
 def add(settings: Settings, raw_ids: list[str], tags: list[str] = (), venue: str | None = None) -> list[Outcome]:
@@ -299,9 +304,9 @@ def import_bib(settings: Settings, path: Path, tags: list[str] = ()) -> tuple[li
                 if present is not None:
                     outcomes.append(Outcome(fetched.arxiv_id, "kept", present.title))
                     if present.note_path and not Path(present.note_path).exists():
-                        label = f"{present.venue} {present.venue_year}" if present.venue_year else present.venue
                         to_write.append((Path(present.note_path), notes.render(
-                            present.arxiv_id, present.title, present.abstract, label, _names(session, present)[1])))
+                            present.arxiv_id, present.title, present.abstract, _venue_label(present),
+                            _names(session, present)[1])))
                     continue
                 try:
                     own_tags = clean_tags(record.tags)
@@ -309,9 +314,8 @@ def import_bib(settings: Settings, path: Path, tags: list[str] = ()) -> tuple[li
                     skipped.append((record.key, str(exc)))
                     continue
                 outcome = store(session, settings, fetched, sorted({*tags, *own_tags}), record.venue, write_note=False)
-                paper = session.exec(select(Paper).where(Paper.arxiv_id == fetched.arxiv_id)).one()
                 for template in record.templates:
-                    session.add(TemplateLink(paper_id=paper.id, template=template))
+                    session.add(TemplateLink(paper_id=outcome.extra["paper_id"], template=template))
                 outcomes.append(outcome)
                 to_write.append((Path(outcome.note_path), outcome.extra["note_text"]))
         for note, text in to_write:
@@ -355,8 +359,8 @@ def rebuild_from_notes(settings: Settings) -> tuple[list[Outcome], list[str]]:
                 venue = None
             tags = [t for t in meta.get("tags") or [] if isinstance(t, str)]
             outcome = store(session, settings, fetched, clean_tags(tags) if tags else [], venue)
-            paper = session.exec(select(Paper).where(Paper.arxiv_id == arxiv_id)).one()
-            paper.venue_manual = False  # as detected before; a refresh from arXiv may detect it again
+            # as detected before: a refresh from arXiv may detect it again
+            session.get(Paper, outcome.extra["paper_id"]).venue_manual = False
             outcomes.append(Outcome(arxiv_id, "rebuilt", outcome.title, outcome.venue, outcome.note_path))
     return outcomes, skipped
 

@@ -69,9 +69,9 @@ def _words(text: str) -> list[str]:
     return words
 
 
-def fts_query(text: str) -> str:
+def fts_query(words: list[str]) -> str:
     """User words -> an FTS5 query: every word must appear; `word*` keeps a prefix search."""
-    return " ".join(f'"{w.rstrip("*")}"' + ("*" if w.endswith("*") else "") for w in _words(text))
+    return " ".join(f'"{w.rstrip("*")}"' + ("*" if w.endswith("*") else "") for w in words)
 
 
 def search(reader, text: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -92,10 +92,11 @@ def search(reader, text: str, limit: int = 50) -> list[dict[str, Any]]:
 
 def query(reader, text: str, limit: int = 50) -> list[dict[str, Any]]:
     """The FTS5 query (rank: weighted bm25), then a snippet for each hit."""
+    words = _words(text)
     hits = reader.rows("SELECT rowid AS paper_id, rank AS score FROM paper_fts WHERE paper_fts MATCH :q "
-                       "ORDER BY rank LIMIT :limit", q=fts_query(text), limit=limit)
+                       "ORDER BY rank LIMIT :limit", q=fts_query(words), limit=limit)
     if hits:
-        terms = _index_terms(reader, _words(text))
+        terms = _index_terms(reader, words)
         for hit in hits:
             hit["snippet"] = _snippet(reader, hit["paper_id"], terms)
     return hits
@@ -134,7 +135,7 @@ def _snippet(reader, paper_id: int, terms: list[tuple[str, bool]], words: int = 
     if at > MAX_TOKENS_SCANNED:
         return f"… a match at word {at:,} of the {first['col']} …"
     before = max(0, at - words // 2)
-    tokens = list(itertools.islice(_TOKEN.finditer(text or ""), before, at + words - (at - before)))
+    tokens = list(itertools.islice(_TOKEN.finditer(text or ""), before, before + words))
     if not tokens or at - before >= len(tokens):
         return ""
     hit = tokens[at - before]
