@@ -16,8 +16,9 @@ import sys
 import tempfile
 import time
 
-TEMPLATES = ["kd-cifar", "fitnet", "at", "dkd", "crd", "sp", "cc", "vid", "rkd", "pkt", "nst", "dist", "ctkd",
-             "kd-ls", "dkd-ls"]  # the single-teacher methods on CRD's pair
+TEMPLATES = ["kd-cifar", "fitnet", "at", "dkd", "crd", "sp", "cc", "vid", "rkd", "pkt", "nst", "ofd", "reviewkd",
+             "ab", "ft", "fsp", "dist", "ctkd", "kd-ls", "dkd-ls", "tfkd"]  # the single-teacher methods on CRD's
+# pair (the first must have teacher and baseline stages; tfkd has no teacher and is compared with them)
 
 
 def main() -> None:
@@ -42,8 +43,9 @@ def main() -> None:
             if out.returncode != 0:
                 sys.exit(f"seed {seed} {name} failed (exit {out.returncode}): {out.stderr.strip()[-2000:]}")
             stages = json.loads(out.stdout)["stages"]
-            # teacher and baseline are the same cached runs for every template of a seed: count them once
-            for stage in stages if name == templates[0] else stages[2:]:
+            # teacher and baseline are the same cached runs for every template of a seed: count them once; of the
+            # other templates only the last stage counts (a phase such as AB's initialisation is not a result)
+            for stage in stages if name == templates[0] else stages[-1:]:
                 label = stage["stage"] if stage["stage"] in ("teacher", "student") else name
                 acc.setdefault(label, []).append(100 * stage["test_acc"])
                 seconds.setdefault(label, []).append(stage["wall_seconds"])
