@@ -252,3 +252,31 @@ def test_a_phase_hands_its_trained_method_parts_to_the_next_stage(cli, home):
     assert [s["test_error"] for s in again.json()["stages"]] == [s["test_error"] for s in first.json()["stages"]]
     cached = [torch.load(p, weights_only=True) for p in (home / "cache" / "teachers").glob("*.pt")]
     assert any("paraphraser.encoder.0.weight" in c.get("method_state", {}) for c in cached)
+
+
+def test_crd_without_some_classes_indexes_the_stages_own_transfer_set(home):
+    """With omit_classes, CRD's memory bank and its negatives index the examples the stage trains on: every
+    negative drawn for a class is an example of another class of that reduced set (sized by the full set,
+    the indices pointed at other examples, some of the same class)."""
+    from paperlab.lab.runner import Run
+    from paperlab.lab.templates import load
+    from paperlab.settings import load as settings
+
+    spec = load("crd", "smoke", {"stages": [
+        {"name": "teacher", "model": "teacher"}, {"name": "student", "model": "student"},
+        {"name": "crd", "model": "student", "method": "crd", "teacher": "teacher", "omit_classes": [3, 7]}]})
+    run = Run(spec, settings(), device="cpu")
+    try:
+        stage = spec.stage("crd")
+        tensors = run._transfer_set(stage)
+        kept = tensors.y_train
+        assert len(kept) < len(run.tensors.y_train) and not bool(torch.isin(kept, torch.tensor([3, 7])).any())
+        student, teacher = run._build(stage, start=False), run._build(spec.stage("teacher"), start=False)
+        crd = run._method(stage, student, teacher, tensors)
+        assert crd.n == len(kept) and crd.bank_s.shape[0] == crd.bank_t.shape[0] == len(kept)
+        torch.manual_seed(0)
+        y = kept[:64]
+        negatives = crd.negatives(y)
+        assert int(negatives.max()) < len(kept) and bool((kept[negatives] != y[:, None]).all())
+    finally:
+        run.lock.release()

@@ -310,13 +310,8 @@ class Run:
         try:
             model = self._build(stage)
             teacher = self._model_of(stage.teacher) if stage.teacher else None
-            method = distillers.get(stage.method)
-            params = distillers.parse_params(stage.method, self.spec.params_of(stage))
             tensors = self._transfer_set(stage)
-            # sized by the stage's own transfer set: CRD's memory bank and mean teacher's labelled subset index
-            # the examples this stage trains on (a set without some classes is indexed afresh)
-            info = replace(self.info, train_labels=tensors.y_train)
-            objective = method(params, model, teacher, info).to(self.device)
+            objective = self._method(stage, model, teacher, tensors)
             if stage.method_from is not None:
                 self._take_method_parts(stage, objective)
             augment = self._augment(stage.model)
@@ -383,6 +378,14 @@ class Run:
         except Exception as exc:  # e.g. a tracking server without a registry
             print(f"warning: {stage.name} was not registered in MLflow's model registry "
                   f"({type(exc).__name__}: {str(exc).splitlines()[0][:150] if str(exc) else ''})", file=sys.stderr)
+
+    def _method(self, stage: StageSpec, model, teacher, tensors: trainer.Tensors) -> distillers.Distiller:
+        """The stage's method, sized by the stage's own transfer set: CRD's memory bank and negatives and mean
+        teacher's labelled subset index the examples this stage trains on (a set without some classes is
+        indexed afresh)."""
+        params = distillers.parse_params(stage.method, self.spec.params_of(stage))
+        info = replace(self.info, train_labels=tensors.y_train)
+        return distillers.get(stage.method)(params, model, teacher, info).to(self.device)
 
     def _transfer_set(self, stage: StageSpec) -> trainer.Tensors:
         if not stage.omit_classes:
