@@ -69,9 +69,13 @@ def load() -> Settings:
     url = env.get("PAPERLAB_ARXIV_URL") or ARXIV_API_URL
     if "{}" not in url:
         url += ("&" if "?" in url else "?") + "{}"
+    db_url = env.get("PAPERLAB_DB_URL") or f"sqlite:///{home / 'paperlab.db'}"
+    for plain in ("postgresql://", "postgres://"):  # no driver named: psycopg 3, the one the `team` extra installs
+        if db_url.startswith(plain):
+            db_url = "postgresql+psycopg://" + db_url[len(plain):]
     return Settings(
         home=home,
-        db_url=env.get("PAPERLAB_DB_URL") or f"sqlite:///{home / 'paperlab.db'}",
+        db_url=db_url,
         mlflow_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
         artifacts_dir=home / "mlartifacts",
         arxiv_url=url,

@@ -60,6 +60,59 @@ def home(tmp_path, monkeypatch, arxiv):
     return ws
 
 
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server for the session (tests/postgres.py), or PAPERLAB_TEST_PG_URL's; skipped without one."""
+    url = os.environ.get("PAPERLAB_TEST_PG_URL")
+    if url:
+        yield url
+        return
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e '.[test]')")
+    import postgres
+
+    if postgres.binaries() is None:
+        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql); .ci/run installs it")
+    server = postgres.Server().start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A fresh database on the session's PostgreSQL server."""
+    import postgres
+
+    return postgres.new_database(pg_server)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, home, monkeypatch):
+    """The library on each database: the workspace's SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("PAPERLAB_DB_URL", request.getfixturevalue("pg_url"))
+    return request.param
+
+
+@pytest.fixture
+def library_sql(home):
+    """Run SQL on the workspace's library, whichever database holds it: a list of row tuples."""
+    def run(sql: str, **params):
+        from sqlalchemy import create_engine, text
+
+        from paperlab.settings import load
+
+        engine = create_engine(load().db_url)
+        try:
+            with engine.connect() as conn:
+                return [tuple(r) for r in conn.execute(text(sql), params)]
+        finally:
+            engine.dispose()
+
+    return run
+
+
 @pytest.fixture
 def cli(home):
     """Run `paperlab ARGS` in this process, through the same entry point as the console script."""

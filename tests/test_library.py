@@ -1,11 +1,15 @@
-"""`paperlab add/list/show/search/tag/venue/rm/export/import` against a real SQLite file and a local arXiv."""
+"""`paperlab add/list/show/search/tag/venue/rm/export/import` against a local arXiv, each test on both
+databases: the workspace's SQLite file and a fresh database on a real PostgreSQL server (conftest's
+`backend`): same output, same exit codes."""
 
 import json
-import sqlite3
 import sys
 from pathlib import Path
 
 import bibtexparser
+import pytest
+
+pytestmark = pytest.mark.usefixtures("backend")
 
 
 def test_add_every_id_form_and_json_shape(cli):
@@ -38,7 +42,7 @@ def test_ids_are_batched_in_one_polite_query(cli, arxiv):
     assert arxiv.requests[0]["user_agent"].startswith("paperlab/")
 
 
-def test_adding_again_refreshes_without_duplicate_or_touching_the_note(cli, home):
+def test_adding_again_refreshes_without_duplicate_or_touching_the_note(cli, library_sql):
     cli("add", "1503.02531")
     note = Path(cli("show", "1503.02531", "--json").json()["note_path"])
     note.write_text(note.read_text() + "\nMy own thoughts.\n")
@@ -46,7 +50,7 @@ def test_adding_again_refreshes_without_duplicate_or_touching_the_note(cli, home
     r = cli("add", "1503.02531v1", "--tag", "kd")
     assert r.code == 0 and r.out.startswith("refreshed") and "note untouched" in r.out
     assert note.read_text() == before
-    rows = sqlite3.connect(home / "paperlab.db").execute("SELECT count(*) FROM papers").fetchone()
+    rows = library_sql("SELECT count(*) FROM papers")[0]
     assert rows == (1,)
     assert cli("show", "1503.02531", "--json").json()["tags"] == ["kd"]
 
@@ -182,7 +186,7 @@ def test_note_opens_the_editor_or_prints_the_path(cli, monkeypatch):
     assert Path(path).read_text().endswith("edited in editor")
 
 
-def test_bibtex_export_and_offline_import(cli, tmp_path, monkeypatch):
+def test_bibtex_export_and_offline_import(cli, tmp_path, monkeypatch, backend, request):
     cli("add", "1503.02531", "1412.6550", "2203.08679", "1505.00387", "--tag", "kd")
     out = tmp_path / "lib.bib"
     assert cli("export", "--format", "bibtex", "-o", str(out)).code == 0
@@ -197,6 +201,10 @@ def test_bibtex_export_and_offline_import(cli, tmp_path, monkeypatch):
     assert len(exported) == 4
     # a second library, with arXiv unreachable, takes the file in
     monkeypatch.setenv("PAPERLAB_HOME", str(tmp_path / "other"))
+    if backend == "postgresql":
+        import postgres
+
+        monkeypatch.setenv("PAPERLAB_DB_URL", postgres.new_database(request.getfixturevalue("pg_server")))
     monkeypatch.setenv("PAPERLAB_ARXIV_URL", "http://127.0.0.1:9/api/query")
     r = cli("import", str(out))
     assert r.code == 0 and r.out.count("added") == 4

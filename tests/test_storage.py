@@ -216,7 +216,10 @@ def test_30_schema_and_store_urls_that_cannot_work_are_one_line(cli, home, monke
     assert db.read_bytes() == before  # nothing created in someone else's database
     db.unlink()
     for key, value, message in (("MLFLOW_TRACKING_URI", "foo://bar", "is not a tracking URI MLflow can use"),
-                                ("PAPERLAB_DB_URL", "postgresql://u@127.0.0.1:9/x", "pip install 'psycopg[binary]'"),
+                                ("PAPERLAB_DB_URL", "postgresql+psycopg2://u@127.0.0.1:9/x",
+                                 "pip install 'psycopg2-binary'"),
+                                ("PAPERLAB_DB_URL", "postgresql://u:pw@127.0.0.1:9/x",
+                                 "cannot reach the library's database server at postgresql+psycopg://u:***@127.0.0.1:9/x"),
                                 ("PAPERLAB_DB_URL", "foo://u@127.0.0.1/x", "is not a database URL")):
         monkeypatch.setenv(key, value)
         r = cli("runs" if key.startswith("MLFLOW") else "list")

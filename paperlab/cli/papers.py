@@ -21,7 +21,7 @@ def _settings():
 def init(rebuild: bool = typer.Option(False, "--rebuild", help="Add rows for notes whose paper is missing "
                                      "(after a lost or emptied paperlab.db), from the notes' front matter.")) -> None:
     """Create the workspace (idempotent) and print where things live."""
-    from paperlab.library.db import open_engine
+    from paperlab.library.db import open_engine, shown_url
 
     settings = _settings()
     settings.notes_dir.mkdir(parents=True, exist_ok=True)
@@ -36,7 +36,7 @@ def init(rebuild: bool = typer.Option(False, "--rebuild", help="Add rows for not
         say(f"{len(rebuilt)} papers rebuilt from notes; `paperlab add ID...` brings back their authors and dates")
     open_engine(settings).dispose()
     for what, where in [
-        ("workspace", settings.home), ("library database", settings.db_url), ("notes", settings.notes_dir),
+        ("workspace", settings.home), ("library database", shown_url(settings.db_url)), ("notes", settings.notes_dir),
         ("MLflow tracking", settings.mlflow_uri), ("datasets", settings.data_dir), ("arXiv API", settings.arxiv_url),
     ]:
         say(f"{what:>16}: {where}")

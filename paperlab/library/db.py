@@ -14,14 +14,21 @@ from typing import Any
 from paperlab.errors import PaperlabError
 from paperlab.settings import Settings
 
-SCHEMA_HEAD = "0002"  # the newest file in migrations/versions; a test checks alembic agrees
+SCHEMA_HEAD = "0003"  # the newest file in migrations/versions; a test checks alembic agrees
 BUSY_TIMEOUT_S = 30
+
+
+def shown_url(url: str) -> str:
+    """A database URL as it may be printed: its password, if any, as ***."""
+    import re
+
+    return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", url)
 
 
 def storage_error(exc: BaseException, settings: Settings) -> PaperlabError:
     """Turn a database driver error into one line a user can act on."""
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    where = settings.db_path or settings.db_url
+    where = settings.db_path or shown_url(settings.db_url)
     if "file is not a database" in text or "malformed" in text:
         return PaperlabError(f"{where} is not a paperlab database ({text})")
     import os
@@ -35,6 +42,10 @@ def storage_error(exc: BaseException, settings: Settings) -> PaperlabError:
         free = shutil.disk_usage(settings.db_path.parent).free if settings.db_path else None
         if free is not None and free < 1 << 20:
             return PaperlabError(f"no space left on the disk holding {where} ({free:,} bytes free); nothing was changed")
+    if "connection failed" in text or "could not connect" in text or "Connection refused" in text:
+        reason = text.rsplit("failed:", 1)[-1].strip()
+        return PaperlabError(f"cannot reach the library's database server at {where} ({reason}); is it running, and "
+                             "does PAPERLAB_DB_URL name it?")
     if "unable to open database" in text:
         return PaperlabError(f"cannot open the database at {where} ({text})")
     return PaperlabError(f"database error at {where}: {text}")
@@ -93,6 +104,29 @@ def _sqlite_version(path: Path) -> str | None:
         conn.close()
 
 
+WRITE_LOCK = 0x7061_7065  # PostgreSQL: the advisory lock every library write holds ("pape")
+
+
+def lock_for_writing(connection: Any) -> None:
+    """PostgreSQL: take the library's write lock until the transaction ends. Writers queue behind it as they
+    do behind SQLite's BEGIN IMMEDIATE, so concurrent adds, tags and imports never race to insert the same
+    paper, author or tag (no duplicates, no unique-key failures); readers are not held up."""
+    from sqlalchemy import text
+
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
+
+
+def _server_version(engine: Any) -> str | None:
+    """The alembic revision of a server database, or None before the first migration."""
+    from sqlalchemy import inspect, text
+
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def _upgrade(engine: Any) -> None:
     from alembic import command
     from alembic.config import Config
@@ -102,6 +136,7 @@ def _upgrade(engine: Any) -> None:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
     with engine.begin() as connection:
+        lock_for_writing(connection)  # several first commands at once: one migrates, the others then find it done
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
@@ -120,7 +155,13 @@ def _refuse_emptied(settings: Settings) -> None:
 def _ensure_schema(settings: Settings, engine_factory: Any) -> None:
     path = settings.db_path
     if path is None:
-        _upgrade(engine_factory())
+        engine = engine_factory()
+        version = _server_version(engine)
+        if version is not None and version > SCHEMA_HEAD:
+            raise PaperlabError(f"the library at {shown_url(settings.db_url)} was written by a newer paperlab (schema "
+                                f"{version}; this one knows up to {SCHEMA_HEAD}): upgrade paperlab")
+        if version != SCHEMA_HEAD:
+            _upgrade(engine)
         return
     version = _sqlite_version(path)
     if version == SCHEMA_HEAD:
@@ -155,7 +196,7 @@ def open_engine(settings: Settings):
             package = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary"}.get(exc.name, exc.name)
             raise PaperlabError(f"PAPERLAB_DB_URL needs the Python package {exc.name}: pip install '{package}'") from exc
         except Exception as exc:  # sqlalchemy.exc.ArgumentError, NoSuchModuleError: a URL it cannot use
-            raise PaperlabError(f"PAPERLAB_DB_URL={settings.db_url!r} is not a database URL SQLAlchemy can use "
+            raise PaperlabError(f"PAPERLAB_DB_URL={shown_url(settings.db_url)!r} is not a database URL SQLAlchemy can use "
                                 f"({str(exc).splitlines()[0][:120]})") from exc
     _ensure_schema(settings, lambda: engine)
     return engine

@@ -34,7 +34,7 @@ def session_scope(settings: Settings) -> Iterator:
     from sqlalchemy.exc import DBAPIError
     from sqlmodel import Session
 
-    from paperlab.library.db import open_engine, storage_error
+    from paperlab.library.db import lock_for_writing, open_engine, storage_error
 
     try:
         engine = open_engine(settings)
@@ -43,6 +43,7 @@ def session_scope(settings: Settings) -> Iterator:
     try:
         with Session(engine) as session:
             with session.begin():
+                lock_for_writing(session.connection())
                 yield session
     except (DBAPIError, sqlite3.Error) as exc:
         raise storage_error(exc, settings) from exc
@@ -53,9 +54,11 @@ def session_scope(settings: Settings) -> Iterator:
 def _execute(session):
     from sqlalchemy import text
 
-    if session.get_bind().dialect.name != "sqlite":
-        return None
     return lambda sql, **params: session.execute(text(sql), params)
+
+
+def _dialect(session) -> str:
+    return session.get_bind().dialect.name
 
 
 def _find(session, raw_id: str):
@@ -115,11 +118,9 @@ def _add_tags(session, paper, tags: list[str]) -> None:
 
 
 def _reindex(session, paper) -> None:
-    execute = _execute(session)
-    if execute is not None:
-        authors, _ = _names(session, paper)
-        search.index(execute, paper.id, paper.arxiv_id, paper.title, authors, paper.abstract,
-                     notes.body(paper.note_path))
+    authors, _ = _names(session, paper)
+    search.index(_execute(session), paper.id, paper.arxiv_id, paper.title, authors, paper.abstract,
+                 notes.body(paper.note_path), _dialect(session))
 
 
 MAX_TAG = 64
@@ -268,9 +269,7 @@ def remove(settings: Settings, raw_id: str, purge: bool = False) -> Outcome:
     with session_scope(settings) as session:
         paper = _find(session, raw_id)
         outcome = Outcome(paper.arxiv_id, "removed", paper.title, note_path=paper.note_path)
-        execute = _execute(session)
-        if execute is not None:
-            search.unindex(execute, paper.id)
+        search.unindex(_execute(session), paper.id, _dialect(session))
         for model in (PaperAuthor, PaperTag, TemplateLink):
             session.exec(delete(model).where(model.paper_id == paper.id))
         session.delete(paper)
@@ -283,7 +282,8 @@ IMPORT_BATCH = 200  # rows per transaction: a long import lets other commands in
 
 
 def import_bib(settings: Settings, path: Path, tags: list[str] = ()) -> tuple[list[Outcome], list[tuple[str, str]]]:
-    """Add the arXiv papers of a .bib file without the network; papers already there are left alone.
+    """Add the arXiv papers of a .bib file without the network; papers already there keep their metadata and
+    only gain the command line's tags (whichever of two racing imports or adds stores a paper first).
 
     Committed in batches; each batch's notes are written after its rows are committed, so a killed import
     leaves no note without its paper (and importing again writes the notes a kill left unwritten)."""
@@ -302,6 +302,7 @@ def import_bib(settings: Settings, path: Path, tags: list[str] = ()) -> tuple[li
                 fetched = record.fetched
                 present = session.exec(select(Paper).where(Paper.arxiv_id == fetched.arxiv_id)).first()
                 if present is not None:
+                    _add_tags(session, present, tags)
                     outcomes.append(Outcome(fetched.arxiv_id, "kept", present.title))
                     if present.note_path and not Path(present.note_path).exists():
                         to_write.append((Path(present.note_path), notes.render(

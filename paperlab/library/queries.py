@@ -48,8 +48,10 @@ def list_papers(reader, venue: str | None = None, year: int | None = None, tag: 
         if wanted.year and not year:
             year = wanted.year
     if year:
-        where.append("(venue_year = :year OR (venue_year IS NULL AND strftime('%Y', published) = :year_s))")
-        params.update(year=year, year_s=str(year))
+        # a date range rather than a year function: the same SQL on SQLite (ISO strings) and PostgreSQL
+        where.append("(venue_year = :year OR (venue_year IS NULL AND published >= :year_from "
+                     "AND published < :year_to))")
+        params.update(year=year, year_from=f"{year:04d}-01-01", year_to=f"{year + 1:04d}-01-01")
     if tag:
         where.append("id IN (SELECT pt.paper_id FROM paper_tags pt JOIN tags t ON t.id = pt.tag_id "
                      "WHERE t.name = :tag)")

@@ -1,4 +1,5 @@
-"""Full-text search over title, authors, abstract and notes (SQLite FTS5, ranked by bm25).
+"""Full-text search over title, authors, abstract and notes: SQLite's FTS5 ranked by weighted bm25, or on
+PostgreSQL a weighted tsvector with a GIN index (migration 0003), `websearch_to_tsquery` and ts_rank.
 
 Notes are files a user edits anywhere; before each search, notes whose mtime changed are re-indexed.
 Snippets are cut here, not by FTS5's snippet(): its cost grows with the square of the matches in a column
@@ -24,7 +25,15 @@ _TOKEN = re.compile(r"[^\W_]+")  # FTS5's unicode61 tokens: runs of letters and 
 
 
 def index(execute: Execute, paper_id: int, arxiv_id: str, title: str, authors: list[str], abstract: str,
-          note_text: str) -> None:
+          note_text: str, dialect: str = "sqlite") -> None:
+    if dialect == "postgresql":
+        execute("INSERT INTO paper_text (paper_id, arxiv_id, title, authors, abstract, note) "
+                "VALUES (:id, :aid, :title, :authors, :abstract, :note) ON CONFLICT (paper_id) DO UPDATE SET "
+                "arxiv_id = excluded.arxiv_id, title = excluded.title, authors = excluded.authors, "
+                "abstract = excluded.abstract, note = excluded.note",
+                id=paper_id, aid=arxiv_id, title=title, authors=", ".join(authors), abstract=abstract,
+                note=_no_nul(note_text))
+        return
     execute("DELETE FROM paper_fts WHERE rowid = :id", id=paper_id)
     execute("INSERT INTO paper_fts (rowid, arxiv_id, title, authors, abstract, note) "
             "VALUES (:id, :aid, :title, :authors, :abstract, :note)",
@@ -32,8 +41,13 @@ def index(execute: Execute, paper_id: int, arxiv_id: str, title: str, authors: l
             note=note_text)
 
 
-def unindex(execute: Execute, paper_id: int) -> None:
-    execute("DELETE FROM paper_fts WHERE rowid = :id", id=paper_id)
+def unindex(execute: Execute, paper_id: int, dialect: str = "sqlite") -> None:
+    if dialect == "sqlite":  # PostgreSQL's paper_text row goes with the paper (ON DELETE CASCADE)
+        execute("DELETE FROM paper_fts WHERE rowid = :id", id=paper_id)
+
+
+def _no_nul(text: str) -> str:
+    return text.replace("\x00", " ")  # PostgreSQL's text cannot hold NUL (SQLite's can): a word break
 
 
 def _mtime(path: str | None) -> float | None:
@@ -50,7 +64,8 @@ def sync_notes(reader) -> int:
         mtime = _mtime(row["note_path"])
         if mtime == row["note_mtime"]:
             continue
-        reader.execute("UPDATE paper_fts SET note = :note WHERE rowid = :id", note=notes.body(row["note_path"]),
+        table, key = ("paper_fts", "rowid") if reader.is_sqlite else ("paper_text", "paper_id")
+        reader.execute(f"UPDATE {table} SET note = :note WHERE {key} = :id", note=_no_nul(notes.body(row["note_path"])),
                        id=row["id"])
         reader.execute("UPDATE papers SET note_mtime = :m WHERE id = :id", m=mtime, id=row["id"])
         changed += 1
@@ -77,7 +92,8 @@ def fts_query(words: list[str]) -> str:
 def search(reader, text: str, limit: int = 50) -> list[dict[str, Any]]:
     """[{paper_id, score, snippet}] best first, after re-indexing notes changed on disk."""
     if not reader.is_sqlite:
-        raise PaperlabError("search needs the SQLite library (FTS5); PAPERLAB_DB_URL points elsewhere")
+        sync_notes(reader)
+        return postgres_query(reader, text, limit)
     import sqlite3
 
     try:
@@ -100,6 +116,28 @@ def query(reader, text: str, limit: int = 50) -> list[dict[str, Any]]:
         for hit in hits:
             hit["snippet"] = _snippet(reader, hit["paper_id"], terms)
     return hits
+
+
+_HEADLINE = "StartSel=«, StopSel=», MaxWords=14, MinWords=6, MaxFragments=1, FragmentDelimiter=…"
+
+
+def postgres_query(reader, text: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Plain words through `websearch_to_tsquery` (all must match), `word*` as a tsquery prefix; ranked by
+    ts_rank over the weighted document (negated, so that lower is better as with bm25); the snippet is
+    ts_headline of the first column that matches, title first."""
+    words = _words(text)
+    plain = " ".join(w for w in words if not w.endswith("*"))
+    prefixes = " & ".join(f"{w.rstrip('*')}:*" for w in words if w.endswith("*"))
+    parts = ["websearch_to_tsquery('english', :plain)"] if plain else []
+    parts += ["to_tsquery('english', :prefixes)"] if prefixes else []
+    columns = ("title", "authors", "abstract", "note")
+    headline = "CASE " + " ".join(
+        f"WHEN to_tsvector('english', t.{c}) @@ q.q THEN "
+        f"ts_headline('english', t.{c}, q.q, :options)" for c in columns) + " ELSE '' END"
+    return reader.rows(
+        f"SELECT t.paper_id, -ts_rank(t.document, q.q) AS score, {headline} AS snippet "
+        f"FROM paper_text t, (SELECT {' && '.join(parts)} AS q) q WHERE t.document @@ q.q "
+        "ORDER BY score, t.paper_id LIMIT :limit", plain=plain, prefixes=prefixes, options=_HEADLINE, limit=limit)
 
 
 def _index_terms(reader, words: list[str]) -> list[tuple[str, bool]]:

@@ -1,0 +1,73 @@
+"""Team mode: one library on a real PostgreSQL server (tests/postgres.py) shared by several processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def _bib(ids: list[str]) -> str:
+    return "".join(f"@misc{{synthetic{i},\n  title = {{Synthetic paper {aid}}},\n  author = {{Author, Test}},\n"
+                   f"  year = {{2024}},\n  eprint = {{{aid}}},\n  archiveprefix = {{arXiv}}\n}}\n"
+                   for i, aid in enumerate(ids))
+
+
+@pytest.mark.usefixtures("backend")
+def test_eight_processes_at_once_lose_nothing_and_duplicate_nothing(cli, tmp_path, library_sql):
+    """4 adds of overlapping ID ranges, 2 imports of one file and 2 taggings of one paper, all at once:
+    every paper once, one author row, every tag there; on SQLite and on PostgreSQL alike."""
+    ids = [f"2412.9{n:04d}" for n in range(50)]
+    assert cli("add", "2412.90099").code == 0  # the paper the two `tag`s race on
+    bib = tmp_path / "team.bib"
+    bib.write_text(_bib(ids[30:50]))
+    commands = [["add", *ids[i * 10:i * 10 + 20], "--tag", f"team{i}"] for i in range(4)]
+    commands += [["import", str(bib), "--tag", "imported"]] * 2
+    commands += [["tag", "2412.90099", "a", "b"], ["tag", "2412.90099", "b", "c"]]
+    procs = [subprocess.Popen([sys.executable, "-m", "paperlab", *args], env=os.environ.copy(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for args in commands]
+    results = [(p.wait(timeout=240), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    assert [code for code, _ in results] == [0] * 8, results
+    papers = {p["arxiv_id"]: p for p in cli("list", "--json").json()}
+    assert sorted(papers) == sorted([*ids, "2412.90099"])
+    assert library_sql("SELECT count(*) FROM papers") == [(51,)]
+    assert library_sql("SELECT count(*) FROM authors") == [(1,)]
+    assert papers["2412.90099"]["tags"] == ["a", "b", "c"]
+    for n, aid in enumerate(ids):
+        expected = {f"team{i}" for i in range(4) if i * 10 <= n < i * 10 + 20} | ({"imported"} if n >= 30 else set())
+        assert set(papers[aid]["tags"]) == expected, aid
+        assert papers[aid]["authors"] in (["Test Author"],), aid
+
+
+def test_postgres_search_is_its_own_full_text_search(cli, pg_url, monkeypatch, library_sql):
+    """A weighted tsvector with a GIN index, made by the migrations; title matches outrank abstract ones,
+    prefixes work, and a note's words are found after the note is edited outside paperlab."""
+    monkeypatch.setenv("PAPERLAB_DB_URL", pg_url)
+    assert cli("add", "1503.02531", "1412.6550", "2203.08679", "1505.00387").code == 0
+    indexes = library_sql("SELECT indexdef FROM pg_indexes WHERE tablename = 'paper_text'")
+    assert any("USING gin (document)" in row[0] for row in indexes)
+    assert library_sql("SELECT version_num FROM alembic_version") == [("0003",)]
+    hits = cli("search", "distillation", "--json").json()
+    assert [h["arxiv_id"] for h in hits][:2] in (["2203.08679", "1503.02531"], ["1503.02531", "2203.08679"])
+    assert hits[-1]["arxiv_id"] == "1412.6550" and "«" in hits[0]["snippet"]
+    assert hits[0]["score"] > hits[-1]["score"]
+    assert {h["arxiv_id"] for h in cli("search", "distil*", "--json").json()} >= {"2203.08679", "1503.02531"}
+    assert cli("search", "highway networks", "--json").json()[0]["arxiv_id"] == "1505.00387"
+    note = cli("show", "1412.6550", "--json").json()["note_path"]
+    with open(note, "a", encoding="utf-8") as out:
+        out.write("\nzebrafish\x00 hints\n")  # a NUL PostgreSQL's text cannot hold
+    assert [h["arxiv_id"] for h in cli("search", "zebrafish", "--json").json()] == ["1412.6550"]
+    assert cli("rm", "1412.6550", "--yes").code == 0
+    assert cli("search", "zebrafish", "--json").json() == []
+
+
+def test_a_password_in_the_database_url_is_never_printed(cli, monkeypatch, pg_server):
+    url = pg_server.replace("postgres@", "postgres:s3cret@").rsplit("/", 1)[0] + "/no_such_db"
+    monkeypatch.setenv("PAPERLAB_DB_URL", url)
+    r = cli("list")
+    assert r.code == 1 and "s3cret" not in r.err and "postgres:***@" in r.err and "no_such_db" in r.err
