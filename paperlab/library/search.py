@@ -15,7 +15,7 @@ import os
 import re
 from typing import Any, Callable
 
-from paperlab.errors import BadInput, PaperlabError, shown
+from paperlab.errors import BadInput, shown
 from paperlab.library import notes
 
 Execute = Callable[..., Any]
