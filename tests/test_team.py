@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from paperlab.library.db import SCHEMA_HEAD
+
 
 def _bib(ids: list[str]) -> str:
     return "".join(f"@misc{{synthetic{i},\n  title = {{Synthetic paper {aid}}},\n  author = {{Author, Test}},\n"
@@ -51,7 +53,7 @@ def test_postgres_search_is_its_own_full_text_search(cli, pg_url, monkeypatch, l
     assert cli("add", "1503.02531", "1412.6550", "2203.08679", "1505.00387").code == 0
     indexes = library_sql("SELECT indexdef FROM pg_indexes WHERE tablename = 'paper_text'")
     assert any("USING gin (document)" in row[0] for row in indexes)
-    assert library_sql("SELECT version_num FROM alembic_version") == [("0003",)]
+    assert library_sql("SELECT version_num FROM alembic_version") == [(SCHEMA_HEAD,)]
     hits = cli("search", "distillation", "--json").json()
     assert [h["arxiv_id"] for h in hits][:2] in (["2203.08679", "1503.02531"], ["1503.02531", "2203.08679"])
     assert hits[-1]["arxiv_id"] == "1412.6550" and "«" in hits[0]["snippet"]
@@ -71,3 +73,49 @@ def test_a_password_in_the_database_url_is_never_printed(cli, monkeypatch, pg_se
     monkeypatch.setenv("PAPERLAB_DB_URL", url)
     r = cli("list")
     assert r.code == 1 and "s3cret" not in r.err and "postgres:***@" in r.err and "no_such_db" in r.err
+
+
+def test_notes_are_shared_and_a_second_save_of_the_same_note_is_refused_with_both_texts_kept(
+        cli, pg_url, monkeypatch, tmp_path):
+    """Two machines (two workspaces) on one team library: a note written on one is read and searched on the
+    other; when both edit it, the second save is refused, nothing is overwritten, and after the merge both
+    machines hold the merged text."""
+    from pathlib import Path
+
+    monkeypatch.setenv("PAPERLAB_DB_URL", pg_url)
+    machines = {name: tmp_path / name for name in ("ada", "bo")}
+
+    def on(name, *args):
+        monkeypatch.setenv("PAPERLAB_HOME", str(machines[name]))
+        return cli(*args)
+
+    assert on("ada", "add", "1503.02531").code == 0
+    ada_note = Path(on("ada", "show", "1503.02531", "--json").json()["note_path"])
+    ada_note.write_text(ada_note.read_text() + "\nAda: the soft targets carry the dark knowledge.\n")
+    assert on("ada", "sync").out.split() == ["pushed", "1503.02531"]
+    # Bo's machine has no copy yet: search finds Ada's words in the library, and brings the note in
+    bo_note = machines["bo"] / "notes" / "1503.02531.md"
+    assert [h["arxiv_id"] for h in on("bo", "search", "dark", "--json").json()] == ["1503.02531"]
+    assert "Ada: the soft targets" in bo_note.read_text() and on("bo", "sync").out == ""
+    assert on("bo", "show", "1503.02531", "--json").json()["note_path"] == str(bo_note)
+    # both edit; Ada saves first, through `paperlab note` and an editor that appends a line
+    bo_note.write_text(bo_note.read_text() + "\nBo: why T=20 on MNIST?\n")
+    monkeypatch.setenv("EDITOR", f"{sys.executable} -c \"import sys; open(sys.argv[1], 'a').write('Ada again\\n')\"")
+    r = on("ada", "note", "1503.02531")
+    assert r.code == 0 and "pushed" in r.out, r.err
+    monkeypatch.delenv("EDITOR")
+    r = on("bo", "sync")
+    assert r.code == 1 and "saved by" in r.err and "nothing was overwritten" in r.err, r.err
+    theirs = bo_note.with_name("1503.02531.theirs.md")
+    assert "Bo: why T=20" in bo_note.read_text() and "Ada again" in theirs.read_text()
+    assert on("bo", "sync").code == 1  # still refused while the other text is unmerged
+    assert "Bo: why T=20" not in on("ada", "search", "T=20", "--json").out
+    bo_note.write_text(theirs.read_text() + "\nBo: why T=20 on MNIST?\n")
+    theirs.unlink()
+    assert on("bo", "sync").out.split() == ["pushed", "1503.02531"]
+    assert on("ada", "sync").out.split() == ["pulled", "1503.02531"]
+    merged = ada_note.read_text()
+    assert all(s in merged for s in ("Ada: the soft targets", "Ada again", "Bo: why T=20"))
+    assert on("ada", "sync").out == ""  # nothing left to do
+    monkeypatch.delenv("PAPERLAB_DB_URL")
+    assert on("ada", "sync").code == 2  # a single user's library has nothing to sync

@@ -1,4 +1,4 @@
-"""Paper library commands: init, add, list, show, search, tag, venue(s), note, rm, export, import, link."""
+"""Paper library commands: init, add, list, show, search, tag, venue(s), note, sync, rm, export, import, link."""
 
 from __future__ import annotations
 
@@ -158,19 +158,60 @@ def venues(as_json: bool = JSON) -> None:
 
 
 def note(arxiv_id: str = typer.Argument(..., metavar="ID")) -> None:
-    """Open a paper's review note in $EDITOR (or print its path when no editor is set)."""
+    """Open a paper's review note in $EDITOR (or print its path when no editor is set). In a team's library the
+    note is synced before and after: others' edits come in first, yours go out when the editor closes."""
     from paperlab.library.db import Reader
     from paperlab.library.notes import open_in_editor
     from paperlab.library.queries import get_paper
 
-    with Reader(_settings()) as reader:
-        path = Path(get_paper(reader, arxiv_id)["note_path"])
+    settings = _settings()
+    with Reader(settings) as reader:
+        paper = get_paper(reader, arxiv_id)
+        path = Path(paper["note_path"])
+        team = not reader.is_sqlite
+        if team:
+            _report_sync(reader, settings, [paper["arxiv_id"]])
     if not path.exists():
         from paperlab.errors import PaperlabError
 
         raise PaperlabError(f"the note {path} is gone; `paperlab add {arxiv_id}` writes a fresh one")
     if not open_in_editor(path):
         say(path)
+        if team:
+            say("edit it, then run `paperlab sync` to save it to the team's library", err=True)
+        return
+    if team:
+        with Reader(settings) as reader:
+            _report_sync(reader, settings, [paper["arxiv_id"]])
+
+
+def _report_sync(reader, settings, arxiv_ids: list[str] | None = None) -> None:
+    from paperlab.errors import PaperlabError
+    from paperlab.library.shared_notes import sync as sync_notes
+
+    results = sync_notes(reader, settings, arxiv_ids)
+    for r in results:
+        if r.action in ("pushed", "pulled"):
+            say(f"{r.action:<9} {r.arxiv_id}")
+    conflicts = [r.message for r in results if r.action == "conflict"]
+    if conflicts:
+        for message in conflicts[:-1]:
+            error_line(message)
+        raise PaperlabError(conflicts[-1])
+
+
+def sync() -> None:
+    """A team's library: save this machine's note edits to it and fetch the others' (refused, with both texts
+    kept, where someone saved the same note first)."""
+    from paperlab.errors import BadInput
+    from paperlab.library.db import Reader
+
+    settings = _settings()
+    with Reader(settings) as reader:
+        if reader.is_sqlite:
+            raise BadInput("`paperlab sync` is for a team's library (PAPERLAB_DB_URL=postgresql://...); "
+                           "this workspace's notes are its own files")
+        _report_sync(reader, settings)
 
 
 def rm(arxiv_id: str = typer.Argument(..., metavar="ID"),
@@ -257,6 +298,7 @@ def register(app: typer.Typer) -> None:
     app.command()(venue)
     app.command()(venues)
     app.command()(note)
+    app.command()(sync)
     app.command()(rm)
     app.command()(export)
     app.command("import")(import_)

@@ -14,7 +14,7 @@ from typing import Any
 from paperlab.errors import PaperlabError
 from paperlab.settings import Settings
 
-SCHEMA_HEAD = "0003"  # the newest file in migrations/versions; a test checks alembic agrees
+SCHEMA_HEAD = "0004"  # the newest file in migrations/versions; a test checks alembic agrees
 BUSY_TIMEOUT_S = 30
 
 
@@ -245,6 +245,14 @@ class Reader:
             from sqlalchemy import text
 
             self._conn.execute(text(sql), params)
+
+    def update(self, sql: str, **params: Any) -> int:
+        """Run a write; the number of rows it changed."""
+        if self._sqlite is not None:
+            return self._sqlite.execute(sql, params).rowcount
+        from sqlalchemy import text
+
+        return self._conn.execute(text(sql), params).rowcount
 
     def commit(self) -> None:
         (self._sqlite or self._conn).commit()

@@ -86,6 +86,10 @@ def body(path: str | os.PathLike | None) -> str:
         text = read(path)
     except (FileNotFoundError, IsADirectoryError):
         return ""
+    return without_front_matter(text)
+
+
+def without_front_matter(text: str) -> str:
     return re.sub(r"\A---\n.*?\n---\n", "", text, count=1, flags=re.S)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from paperlab.errors import BadInput, NotFound, PaperlabError, shown
-from paperlab.library import ids, notes, search, venues
+from paperlab.library import ids, notes, search, shared_notes, venues
 from paperlab.library.arxiv import Fetched
 from paperlab.settings import Settings
 
@@ -117,10 +117,18 @@ def _add_tags(session, paper, tags: list[str]) -> None:
     session.flush()
 
 
-def _reindex(session, paper) -> None:
+def _reindex(session, paper, note_text: str | None = None) -> None:
     authors, _ = _names(session, paper)
-    search.index(_execute(session), paper.id, paper.arxiv_id, paper.title, authors, paper.abstract,
-                 notes.body(paper.note_path), _dialect(session))
+    text = notes.body(paper.note_path) if note_text is None else notes.without_front_matter(note_text)
+    search.index(_execute(session), paper.id, paper.arxiv_id, paper.title, authors, paper.abstract, text,
+                 _dialect(session))
+
+
+def _write_note(settings: Settings, arxiv_id: str, path: Path, text: str, revision: int | None) -> bool:
+    """A new paper's local note where none exists (a team's: recorded as synced at the library's revision)."""
+    if revision is None:
+        return notes.write_new(path, text)
+    return shared_notes.write_local(settings, arxiv_id, text, revision)
 
 
 MAX_TAG = 64
@@ -166,7 +174,11 @@ def store(session, settings: Settings, fetched: Fetched, tags: list[str],
         found = venues.detect(fetched.comment, fetched.journal_ref)
         paper.venue, paper.venue_year, paper.venue_detail = (
             (found.venue, found.year, found.detail) if found else (None, None, None))
-    path = Path(paper.note_path) if paper.note_path else notes.note_path(settings.notes_dir, fetched.arxiv_id)
+    team = shared_notes.in_team_mode(settings)
+    if team or not paper.note_path:  # a team's library holds one machine's path; each machine has its own copy
+        path = notes.note_path(settings.notes_dir, fetched.arxiv_id)
+    else:
+        path = Path(paper.note_path)
     paper.note_path = str(path)
     session.add(paper)
     session.flush()
@@ -175,16 +187,20 @@ def store(session, settings: Settings, fetched: Fetched, tags: list[str],
     _, all_tags = _names(session, paper)
     label = _venue_label(paper)
     text = notes.render(paper.arxiv_id, paper.title, paper.abstract, label, all_tags)
-    wrote = notes.write_new(path, text) if write_note else False
+    revision = None
+    if team:  # the library's note wins over a fresh one: another member may have written it
+        text, revision = shared_notes.first_note(_execute(session), paper.id, text)
+    wrote = _write_note(settings, paper.arxiv_id, path, text, revision) if write_note else False
     try:
-        _reindex(session, paper)
+        _reindex(session, paper, text if team else None)
         session.flush()
     except BaseException:
         if wrote:
             path.unlink(missing_ok=True)
         raise
     return Outcome(paper.arxiv_id, "added" if created else "refreshed", paper.title, label, str(path),
-                   extra={"version": paper.version, "wrote_note": wrote, "note_text": text, "paper_id": paper.id})
+                   extra={"version": paper.version, "wrote_note": wrote, "note_text": text, "paper_id": paper.id,
+                          "note_revision": revision})
 
 
 def add(settings: Settings, raw_ids: list[str], tags: list[str] = (), venue: str | None = None) -> list[Outcome]:
@@ -296,7 +312,7 @@ def import_bib(settings: Settings, path: Path, tags: list[str] = ()) -> tuple[li
     tags = clean_tags(list(tags))
     outcomes: list[Outcome] = []
     for start in range(0, len(records), IMPORT_BATCH):
-        to_write: list[tuple[Path, str]] = []
+        to_write: list[tuple[str, Path, str, int | None]] = []
         with session_scope(settings) as session:
             for record in records[start:start + IMPORT_BATCH]:
                 fetched = record.fetched
@@ -304,10 +320,11 @@ def import_bib(settings: Settings, path: Path, tags: list[str] = ()) -> tuple[li
                 if present is not None:
                     _add_tags(session, present, tags)
                     outcomes.append(Outcome(fetched.arxiv_id, "kept", present.title))
-                    if present.note_path and not Path(present.note_path).exists():
-                        to_write.append((Path(present.note_path), notes.render(
+                    if present.note_path and not Path(present.note_path).exists() and \
+                            not shared_notes.in_team_mode(settings):
+                        to_write.append((present.arxiv_id, Path(present.note_path), notes.render(
                             present.arxiv_id, present.title, present.abstract, _venue_label(present),
-                            _names(session, present)[1])))
+                            _names(session, present)[1]), None))
                     continue
                 try:
                     own_tags = clean_tags(record.tags)
@@ -318,9 +335,10 @@ def import_bib(settings: Settings, path: Path, tags: list[str] = ()) -> tuple[li
                 for template in record.templates:
                     session.add(TemplateLink(paper_id=outcome.extra["paper_id"], template=template))
                 outcomes.append(outcome)
-                to_write.append((Path(outcome.note_path), outcome.extra["note_text"]))
-        for note, text in to_write:
-            notes.write_new(note, text)
+                to_write.append((outcome.arxiv_id, Path(outcome.note_path), outcome.extra["note_text"],
+                                 outcome.extra["note_revision"]))
+        for arxiv_id, note, text, revision in to_write:
+            _write_note(settings, arxiv_id, note, text, revision)
     return outcomes, skipped
 
 

@@ -24,6 +24,11 @@ def _attach(reader, rows: list[dict[str, Any]], ids_sql: str | None = None, **pa
     if ids_sql is None:
         ids_sql, params = _in("p", [r["id"] for r in rows])
     by_id = {r["id"]: r | {"authors": [], "tags": [], "templates": []} for r in rows}
+    if not reader.is_sqlite:  # a team's library: each machine's own copy of the note (shared_notes)
+        from paperlab.library.notes import note_path
+
+        for row in by_id.values():
+            row["note_path"] = str(note_path(reader.settings.notes_dir, row["arxiv_id"]))
     for a in reader.rows("SELECT pa.paper_id, a.name FROM paper_authors pa JOIN authors a ON a.id = pa.author_id "
                          f"WHERE pa.paper_id IN ({ids_sql}) ORDER BY pa.paper_id, pa.position", **params):
         by_id[a["paper_id"]]["authors"].append(a["name"])

@@ -57,15 +57,21 @@ def _mtime(path: str | None) -> float | None:
         return None
 
 
+def reindex_note(reader, paper_id: int, text: str) -> None:
+    """A note's new text in the index (front matter left out)."""
+    table, key = ("paper_fts", "rowid") if reader.is_sqlite else ("paper_text", "paper_id")
+    reader.execute(f"UPDATE {table} SET note = :note WHERE {key} = :id",
+                   note=_no_nul(notes.without_front_matter(text)), id=paper_id)
+
+
 def sync_notes(reader) -> int:
-    """Re-index notes changed on disk since they were last indexed; returns how many."""
+    """SQLite: re-index notes changed on disk since they were last indexed; returns how many."""
     changed = 0
     for row in reader.rows("SELECT id, note_path, note_mtime FROM papers WHERE note_path IS NOT NULL"):
         mtime = _mtime(row["note_path"])
         if mtime == row["note_mtime"]:
             continue
-        table, key = ("paper_fts", "rowid") if reader.is_sqlite else ("paper_text", "paper_id")
-        reader.execute(f"UPDATE {table} SET note = :note WHERE {key} = :id", note=_no_nul(notes.body(row["note_path"])),
+        reader.execute("UPDATE paper_fts SET note = :note WHERE rowid = :id", note=notes.body(row["note_path"]),
                        id=row["id"])
         reader.execute("UPDATE papers SET note_mtime = :m WHERE id = :id", m=mtime, id=row["id"])
         changed += 1
@@ -91,8 +97,14 @@ def fts_query(words: list[str]) -> str:
 
 def search(reader, text: str, limit: int = 50) -> list[dict[str, Any]]:
     """[{paper_id, score, snippet}] best first, after re-indexing notes changed on disk."""
-    if not reader.is_sqlite:
-        sync_notes(reader)
+    if not reader.is_sqlite:  # a team's library: push this machine's note edits first (shared_notes)
+        import sys
+
+        from paperlab.library import shared_notes
+
+        for synced in shared_notes.sync(reader, reader.settings):
+            if synced.action == "conflict":
+                print(f"warning: {synced.message}", file=sys.stderr)
         return postgres_query(reader, text, limit)
     import sqlite3
 

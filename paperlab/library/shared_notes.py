@@ -1,0 +1,173 @@
+"""A team's notes: the library database holds each note (table `notes`, with a revision number); every
+machine edits a local Markdown copy in its own notes folder, as a single user does.
+
+Syncing a note compares the local copy with what was last synced here (`.sync.json` in the notes folder:
+revision and SHA-256 of the text):
+- unchanged here, newer in the library: the local copy is replaced by the library's;
+- changed here: saved to the library only if the library still holds the revision it was edited from
+  (`UPDATE … WHERE revision = base`, atomic). Otherwise someone saved first: nothing is overwritten, their
+  text is put beside the local copy as `ID.theirs.md`, and the save is refused until that file has been
+  merged and deleted. No edit is lost silently on either side.
+A single user's SQLite library does not use any of this: its notes are plain files.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import socket
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from paperlab.errors import PaperlabError
+from paperlab.library import notes
+from paperlab.settings import Settings
+
+STATE = ".sync.json"
+
+
+def in_team_mode(settings: Settings) -> bool:
+    return settings.db_path is None
+
+
+def who() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no login name (a container): the host is enough
+        user = "someone"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        raise PaperlabError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+class SyncState:
+    """What this machine last synced, per note: {arxiv_id: {revision, sha256, seen}}."""
+
+    def __init__(self, settings: Settings):
+        self.path = settings.notes_dir / STATE
+        try:
+            self.entries: dict[str, dict] = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            self.entries = {}
+        except (OSError, ValueError) as exc:
+            raise PaperlabError(f"{self.path} cannot be read ({exc}); move it aside and run `paperlab sync` "
+                                "(every local note then counts as edited here)") from exc
+
+    def record(self, arxiv_id: str, revision: int, text: str) -> None:
+        self.entries[arxiv_id] = {"revision": revision, "sha256": _sha(text)}
+
+    def save(self) -> None:
+        _atomic_write(self.path, json.dumps(self.entries, indent=1, sort_keys=True))
+
+
+def first_note(execute, paper_id: int, text: str) -> tuple[str, int]:
+    """The library's note of a paper, created from `text` if it has none: (body, revision)."""
+    execute("INSERT INTO notes (paper_id, body, revision, updated_at, updated_by) VALUES (:id, :body, 1, :at, :by) "
+            "ON CONFLICT (paper_id) DO NOTHING", id=paper_id, body=text, at=_now(), by=who())
+    row = execute("SELECT body, revision FROM notes WHERE paper_id = :id", id=paper_id).one()
+    return row[0], row[1]
+
+
+def write_local(settings: Settings, arxiv_id: str, body: str, revision: int) -> bool:
+    """After the rows are committed: the local copy of a note, where this machine has none yet."""
+    path = notes.note_path(settings.notes_dir, arxiv_id)
+    if not notes.write_new(path, body):
+        return False
+    state = SyncState(settings)
+    state.record(arxiv_id, revision, body)
+    state.save()
+    return True
+
+
+@dataclass
+class Synced:
+    arxiv_id: str
+    action: str  # "pushed", "pulled", "same" or "conflict"
+    message: str = ""
+
+
+def sync(reader, settings: Settings, arxiv_ids: list[str] | None = None) -> list[Synced]:
+    """Push this machine's edits and pull the others', for the given papers or all; one Synced each."""
+    state = SyncState(settings)
+    where = ""
+    params: dict = {}
+    if arxiv_ids is not None:
+        params = {f"a{i}": a for i, a in enumerate(arxiv_ids)}
+        where = " WHERE p.arxiv_id IN (" + (", ".join(f":{k}" for k in params) or "NULL") + ")"
+    rows = reader.rows("SELECT p.id, p.arxiv_id, n.body, n.revision, n.updated_by, n.updated_at "
+                       f"FROM papers p JOIN notes n ON n.paper_id = p.id{where} ORDER BY p.arxiv_id", **params)
+    results = []
+    try:
+        for row in rows:
+            results.append(_sync_one(reader, settings, state, row))
+    finally:
+        state.save()
+    return results
+
+
+def _sync_one(reader, settings: Settings, state: SyncState, row: dict) -> Synced:
+    aid, body, revision = row["arxiv_id"], row["body"], row["revision"]
+    path = notes.note_path(settings.notes_dir, aid)
+    entry = state.entries.get(aid)
+    try:
+        local = notes.read(path)
+    except FileNotFoundError:
+        local = None
+    if local is None or (entry is not None and _sha(local) == entry["sha256"]):  # not edited here
+        if local is None or revision != entry["revision"]:
+            _atomic_write(path, body)
+            state.record(aid, revision, body)
+            return Synced(aid, "pulled")
+        return Synced(aid, "same")
+    if local == body:
+        state.record(aid, revision, body)
+        return Synced(aid, "same")
+    theirs = path.with_name(path.stem + ".theirs.md")
+    if theirs.exists():
+        return Synced(aid, "conflict", f"{aid}: merge {theirs} into {path} and delete it, then sync again "
+                                       "(nothing was saved to the library)")
+    base = (entry or {}).get("seen", (entry or {}).get("revision", 0))
+    saved = reader.update("UPDATE notes SET body = :body, revision = revision + 1, updated_at = :at, "
+                          "updated_by = :by WHERE paper_id = :id AND revision = :base",
+                          body=local.replace("\x00", " "), at=_now(), by=who(), id=row["id"], base=base)
+    if saved:
+        from paperlab.library.search import reindex_note
+
+        reindex_note(reader, row["id"], local)
+        reader.commit()
+        state.record(aid, base + 1, local)
+        return Synced(aid, "pushed")
+    reader.commit()
+    current = reader.rows("SELECT body, revision, updated_by, updated_at FROM notes WHERE paper_id = :id",
+                          id=row["id"])[0]
+    _atomic_write(theirs, current["body"])
+    state.entries[aid] = {**(entry or {"revision": base, "sha256": ""}), "seen": current["revision"]}
+    return Synced(aid, "conflict",
+                  f"{aid}: the note was saved by {current['updated_by']} at {str(current['updated_at'])[:16]} "
+                  f"(revision {current['revision']}) after this copy was synced; nothing was overwritten: your "
+                  f"text stays in {path}, theirs is in {theirs}; merge them into {path}, delete {theirs.name}, "
+                  "then sync again")
