@@ -62,6 +62,14 @@ def _number(env, key: str, default: str, minimum: float, kind=float, above: bool
     return value
 
 
+def normalise_db_url(url: str) -> str:
+    """A PostgreSQL URL without a driver means psycopg 3, the one the `team` extra installs."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain):]
+    return url
+
+
 def load() -> Settings:
     env = os.environ
     home = Path(env["PAPERLAB_HOME"]).expanduser() if env.get("PAPERLAB_HOME") else _default_home()
@@ -69,10 +77,7 @@ def load() -> Settings:
     url = env.get("PAPERLAB_ARXIV_URL") or ARXIV_API_URL
     if "{}" not in url:
         url += ("&" if "?" in url else "?") + "{}"
-    db_url = env.get("PAPERLAB_DB_URL") or f"sqlite:///{home / 'paperlab.db'}"
-    for plain in ("postgresql://", "postgres://"):  # no driver named: psycopg 3, the one the `team` extra installs
-        if db_url.startswith(plain):
-            db_url = "postgresql+psycopg://" + db_url[len(plain):]
+    db_url = normalise_db_url(env.get("PAPERLAB_DB_URL") or f"sqlite:///{home / 'paperlab.db'}")
     return Settings(
         home=home,
         db_url=db_url,

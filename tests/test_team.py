@@ -119,3 +119,30 @@ def test_notes_are_shared_and_a_second_save_of_the_same_note_is_refused_with_bot
     assert on("ada", "sync").out == ""  # nothing left to do
     monkeypatch.delenv("PAPERLAB_DB_URL")
     assert on("ada", "sync").code == 2  # a single user's library has nothing to sync
+
+
+def test_a_local_library_moves_into_the_team_database_with_its_notes_and_again_copies_nothing(
+        cli, pg_url, monkeypatch, tmp_path):
+    from pathlib import Path
+
+    assert cli("add", "1503.02531", "1412.6550", "2203.08679", "--tag", "kd").code == 0
+    cli("venue", "1412.6550", "ICLR 2015 workshop")
+    cli("link", "2203.08679", "dkd")
+    note = Path(cli("show", "1503.02531", "--json").json()["note_path"])
+    note.write_text(note.read_text() + "\nMy own notes on dark knowledge.\n")
+    mine = cli("list", "--json").json()
+    r = cli("db", "migrate", "--to", pg_url.replace("postgresql+psycopg://", "postgresql://"))
+    assert r.code == 0 and r.out.count("\ncopied ") == 2 and "3 papers copied" in r.out, r.err
+    again = cli("db", "migrate", "--to", pg_url)
+    assert again.code == 0 and "0 papers copied" in again.out and again.out.count("kept") == 3
+    monkeypatch.setenv("PAPERLAB_DB_URL", pg_url)
+    assert cli("list", "--json").json() == mine  # same papers, authors, venues, tags, links, note paths
+    assert [h["arxiv_id"] for h in cli("search", "dark knowledge", "--json").json()] == ["1503.02531"]
+    assert cli("sync").out == ""  # this machine's notes are the library's: nothing to push or pull
+    # another member's machine gets the note as written here
+    monkeypatch.setenv("PAPERLAB_HOME", str(tmp_path / "other"))
+    assert cli("sync").code == 0
+    assert "My own notes on dark knowledge." in (tmp_path / "other" / "notes" / "1503.02531.md").read_text()
+    monkeypatch.delenv("PAPERLAB_DB_URL")
+    bad = cli("db", "migrate", "--to", "sqlite:///elsewhere.db")
+    assert bad.code == 2 and "team's database URL" in bad.err

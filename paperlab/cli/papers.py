@@ -277,6 +277,28 @@ def import_(path: Path = typer.Argument(..., metavar="FILE.bib"),
         raise typer.Exit(1)
 
 
+db_app = typer.Typer(help="The library's database.", no_args_is_help=True)
+
+
+@db_app.command("migrate")
+def db_migrate(to: str = typer.Option(..., "--to", metavar="URL",
+                                      help="The team's database, e.g. postgresql://user@host/paperlab.")) -> None:
+    """Copy this workspace's library (SQLite) into a team's database, notes included; safe to run again."""
+    from paperlab.library.db import shown_url
+    from paperlab.library.papers import migrate
+
+    outcomes, skipped = migrate(_settings(), to)
+    for outcome in outcomes:
+        say(f"{'copied' if outcome.status == 'added' else outcome.status:<9} {outcome.arxiv_id}  {outcome.title}")
+    for key, reason in skipped:
+        say(f"skipped   {key}: {reason}")
+    copied = sum(o.status == "added" for o in outcomes)
+    say(f"{copied} papers copied to {shown_url(to)}, {len(outcomes) - copied} already there; point "
+        "PAPERLAB_DB_URL at it to use the team's library")
+    if skipped:
+        raise typer.Exit(1)
+
+
 def link(arxiv_id: str = typer.Argument(..., metavar="PAPER"),
          template: str = typer.Argument(..., metavar="TEMPLATE")) -> None:
     """Link a paper to an experiment template."""
@@ -303,3 +325,4 @@ def register(app: typer.Typer) -> None:
     app.command()(export)
     app.command("import")(import_)
     app.command()(link)
+    app.add_typer(db_app, name="db")

@@ -188,8 +188,8 @@ def store(session, settings: Settings, fetched: Fetched, tags: list[str],
     label = _venue_label(paper)
     text = notes.render(paper.arxiv_id, paper.title, paper.abstract, label, all_tags)
     revision = None
-    if team:  # the library's note wins over a fresh one: another member may have written it
-        text, revision = shared_notes.first_note(_execute(session), paper.id, text)
+    if team:  # the library's note wins; where it has none, this machine's own note (or a fresh one) seeds it
+        text, revision = shared_notes.first_note(_execute(session), paper.id, shared_notes.local_text(path) or text)
     wrote = _write_note(settings, paper.arxiv_id, path, text, revision) if write_note else False
     try:
         _reindex(session, paper, text if team else None)
@@ -292,6 +292,31 @@ def remove(settings: Settings, raw_id: str, purge: bool = False) -> Outcome:
     if purge and outcome.note_path:
         Path(outcome.note_path).unlink(missing_ok=True)
     return outcome
+
+
+def migrate(settings: Settings, target_url: str) -> tuple[list[Outcome], list[tuple[str, str]]]:
+    """Copy this workspace's library into a team's database (PostgreSQL), notes included: every paper with
+    its metadata, authors, venue, tags and template links (through the lossless BibTeX round trip of
+    `export`/`import`), each note's text from this machine's notes. Papers already there are kept, so running
+    it again copies only what is new."""
+    import tempfile
+    from dataclasses import replace
+
+    from paperlab.library import bibtex
+    from paperlab.library.db import Reader
+    from paperlab.library.queries import list_papers
+    from paperlab.settings import normalise_db_url
+
+    target = replace(settings, db_url=normalise_db_url(target_url))
+    if target.db_path is not None:
+        raise BadInput("--to takes a team's database URL (postgresql://user@host/db); this workspace's library "
+                       "is the SQLite file it copies from")
+    with Reader(settings) as reader:
+        rows = list_papers(reader)
+    with tempfile.TemporaryDirectory(prefix="paperlab-migrate-") as folder:
+        path = Path(folder) / "library.bib"
+        path.write_text(bibtex.export(rows), encoding="utf-8")
+        return import_bib(target, path) if rows else ([], [])
 
 
 IMPORT_BATCH = 200  # rows per transaction: a long import lets other commands in between batches

@@ -92,15 +92,25 @@ def first_note(execute, paper_id: int, text: str) -> tuple[str, int]:
     return row[0], row[1]
 
 
+def local_text(path: Path) -> str | None:
+    """This machine's copy of a note, or None where it has none (or an empty one)."""
+    try:
+        text = notes.read(path)
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    return text or None
+
+
 def write_local(settings: Settings, arxiv_id: str, body: str, revision: int) -> bool:
-    """After the rows are committed: the local copy of a note, where this machine has none yet."""
+    """After the rows are committed: the local copy of a note, where this machine has none yet; a copy that
+    already holds the library's text counts as synced. True if written."""
     path = notes.note_path(settings.notes_dir, arxiv_id)
-    if not notes.write_new(path, body):
-        return False
-    state = SyncState(settings)
-    state.record(arxiv_id, revision, body)
-    state.save()
-    return True
+    wrote = notes.write_new(path, body)
+    if wrote or local_text(path) == body:
+        state = SyncState(settings)
+        state.record(arxiv_id, revision, body)
+        state.save()
+    return wrote
 
 
 @dataclass
