@@ -1,6 +1,7 @@
 """`paperlab run` end to end on CPU, against a real SQLite MLflow store read back through MLflow's API."""
 
 import gzip
+import json
 import os
 import signal
 import subprocess
@@ -160,27 +161,55 @@ def test_idx_files_from_a_data_dir(cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_run_against_a_real_mlflow_server(cli, tmp_path, monkeypatch):
-    import socket
-    import urllib.request
+class MlflowServer:
+    """A real `mlflow server` on 127.0.0.1 with proxied artifacts; stop() and start() again on the same port."""
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(240):
+    def __init__(self, backend_uri: str, artifacts: Path):
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.backend_uri, self.artifacts, self.url = backend_uri, artifacts, f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self) -> "MlflowServer":
+        import urllib.request
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend_uri,
+             "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", "1"],
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(480):
             try:
-                urllib.request.urlopen(url + "/health", timeout=1)
-                break
+                urllib.request.urlopen(self.url + "/health", timeout=1)
+                return self
             except OSError:
+                assert self.process.poll() is None, "mlflow server exited"
                 time.sleep(0.25)
+        raise AssertionError("mlflow server did not answer in 120 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def _backend_store(request, tmp_path) -> str:
+    """The tracking server's backend store: a fresh PostgreSQL database (a team's set-up) where the tests
+    have a server, else an SQLite file."""
+    try:
+        return request.getfixturevalue("pg_url")
+    except pytest.skip.Exception:
+        return f"sqlite:///{tmp_path / 'server.db'}"
+
+
+def test_smoke_run_against_a_real_mlflow_server(cli, tmp_path, monkeypatch, request):
+    server = MlflowServer(_backend_store(request, tmp_path), tmp_path / "server-artifacts").start()
+    try:
+        url = server.url
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         r = cli(*SMOKE, "--stage", "student", "--epochs", "3")
         assert r.code == 0, r.err
@@ -212,8 +241,44 @@ def test_smoke_run_against_a_real_mlflow_server(cli, tmp_path, monkeypatch):
         images = (load_digits().images[:5] / 16.0).astype("float32")[:, None]
         assert model.predict(images).shape == (5, 10)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
+
+
+def test_a_tracking_server_that_goes_down_mid_run_stops_it_with_one_line_and_resume_finishes(
+        home, tmp_path, monkeypatch, request):
+    """Chosen behaviour: the run stops (metrics are not buffered in memory, where a crash would lose them);
+    the epoch whose metrics could not be sent is not checkpointed, so --resume redoes it and the history on
+    the server has every epoch once."""
+    from mlflow.tracking import MlflowClient
+
+    server = MlflowServer(_backend_store(request, tmp_path), tmp_path / "server-artifacts").start()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": server.url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}
+    command = [sys.executable, "-m", "paperlab", *SMOKE, "--stage", "student", "--epochs", "150"]
+    try:
+        run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        seen = []
+        for line in run.stderr:
+            seen.append(line)
+            if "epoch   5/150" in line:
+                server.stop()
+                break
+        out, rest = run.communicate(timeout=120)
+        err = "".join(seen) + rest
+        assert run.returncode == 1, err
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("error: the MLflow tracking server at") and "--resume" in last, err
+        assert "Traceback" not in err
+        server.start()
+        resumed = subprocess.run([*command, "--resume", "--json"], env=env, capture_output=True, text=True,
+                                 timeout=300)
+        assert resumed.returncode == 0, resumed.stderr
+        stage = json.loads(resumed.stdout)["stages"][0]
+        client = MlflowClient(tracking_uri=server.url)
+        assert client.get_run(stage["run_id"]).info.status == "FINISHED"
+        steps = sorted(m.step for m in client.get_metric_history(stage["run_id"], "val_error"))
+        assert steps == list(range(1, 151)), steps[:20]
+    finally:
+        server.stop()
 
 
 def test_sweep_runs_a_grid_under_one_parent_training_the_teacher_once(cli, home):

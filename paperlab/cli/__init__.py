@@ -50,6 +50,13 @@ def _one_line(exc: BaseException) -> tuple[str, int]:
     full = _disk_full(exc)
     if full:
         return full, 1
+    text = str(exc)
+    if module.startswith("mlflow") and any(s in text for s in ("Max retries exceeded", "Connection refused",
+                                                                "Read timed out", "ConnectionError")):
+        from paperlab.settings import load
+
+        return (f"the MLflow tracking server at {load().mlflow_uri} stopped answering; the stages finished and "
+                "the last epoch checkpoint are kept: start it again, then rerun the same command with --resume"), 1
     if isinstance(exc, OSError) and exc.filename:
         return f"cannot use {exc.filename}: {exc.strerror}", 1
     first = (str(exc).strip().splitlines() or [""])[0][:300]
