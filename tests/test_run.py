@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mlflow_server import MlflowServer
 
 SMOKE = ["run", "kd-hinton", "--profile", "smoke", "--device", "cpu", "--json"]
 
@@ -161,42 +162,6 @@ def test_idx_files_from_a_data_dir(cli, tmp_path):
 
 
 @pytest.mark.slow
-class MlflowServer:
-    """A real `mlflow server` on 127.0.0.1 with proxied artifacts; stop() and start() again on the same port."""
-
-    def __init__(self, backend_uri: str, artifacts: Path):
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.backend_uri, self.artifacts, self.url = backend_uri, artifacts, f"http://127.0.0.1:{self.port}"
-        self.process = None
-
-    def start(self) -> "MlflowServer":
-        import urllib.request
-
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend_uri,
-             "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "1"],
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(480):
-            try:
-                urllib.request.urlopen(self.url + "/health", timeout=1)
-                return self
-            except OSError:
-                assert self.process.poll() is None, "mlflow server exited"
-                time.sleep(0.25)
-        raise AssertionError("mlflow server did not answer in 120 s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-
-
 def _backend_store(request, tmp_path) -> str:
     """The tracking server's backend store: a fresh PostgreSQL database (a team's set-up) where the tests
     have a server, else an SQLite file."""

@@ -146,3 +146,54 @@ def test_a_local_library_moves_into_the_team_database_with_its_notes_and_again_c
     monkeypatch.delenv("PAPERLAB_DB_URL")
     bad = cli("db", "migrate", "--to", "sqlite:///elsewhere.db")
     assert bad.code == 2 and "team's database URL" in bad.err
+
+
+def test_a_sweep_shared_by_workers_runs_each_point_once_and_a_killed_workers_point_again(
+        pg_url, tmp_path, request):
+    """Two workers (two workspaces, as on two machines) share one study in PostgreSQL and one MLflow
+    server; one is killed with SIGKILL in the middle of a point: the other finds its heartbeat gone, runs
+    that point again, and every point ends as one finished run under the sweep's one parent."""
+    import signal
+
+    from mlflow import MlflowClient
+    from mlflow_server import MlflowServer
+    from optuna import load_study
+    from optuna.trial import TrialState
+
+    server = MlflowServer(pg_url, tmp_path / "artifacts").start()
+    import postgres
+
+    sweeps = postgres.new_database(request.getfixturevalue("pg_server"))
+    command = [sys.executable, "-m", "paperlab", "sweep", "kd-hinton", "--profile", "smoke", "--device", "cpu",
+               "--grid", "distill.temperature=2,8", "--seeds", "2", "--study", "team", "--storage", sweeps]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": server.url, "PAPERLAB_SWEEP_HEARTBEAT": "1",
+           "PAPERLAB_DB_URL": ""}
+    try:
+        victim = subprocess.Popen(command, env={**env, "PAPERLAB_HOME": str(tmp_path / "a")},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        survivor = subprocess.Popen(command, env={**env, "PAPERLAB_HOME": str(tmp_path / "b")},
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in victim.stderr:
+            if line.startswith("kd ") and "epoch   3/" in line:  # in the middle of one of its points
+                victim.send_signal(signal.SIGKILL)
+                break
+        victim.wait(timeout=120)
+        victim.stderr.close()
+        assert victim.returncode == -signal.SIGKILL
+        out, err = survivor.communicate(timeout=600)
+        assert survivor.returncode == 0, err
+        trials = load_study(study_name="team", storage=sweeps).get_trials()
+        done = [t.params["point"] for t in trials if t.state == TrialState.COMPLETE]
+        assert sorted(done) == [0, 1, 2, 3]  # each point once
+        assert [t.state for t in trials].count(TrialState.FAIL) == 1  # the killed worker's, run again
+        client = MlflowClient(server.url)
+        kd = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                "tags.`paperlab.stage` = 'kd' and attributes.status = 'FINISHED'")
+        assert sorted(r.data.tags["paperlab.sweep_point"] for r in kd) == [
+            "distill.temperature=2,seed=0", "distill.temperature=2,seed=1", "distill.temperature=8,seed=0",
+            "distill.temperature=8,seed=1"]
+        assert len({r.data.tags["mlflow.parentRunId"] for r in kd}) == 1
+        parent = client.get_run(kd[0].data.tags["mlflow.parentRunId"])
+        assert parent.info.status == "FINISHED" and parent.data.tags["paperlab.study"] == "team"
+    finally:
+        server.stop()

@@ -145,13 +145,29 @@ def sweep(
     data_dir: Path = typer.Option(None, "--data-dir"),
     as_json: bool = typer.Option(False, "--json"),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted sweep of the same command."),
+    study: str = typer.Option(None, "--study", help="Share this sweep among workers: run the same command on "
+                              "each machine; each point runs once, a dead worker's point again elsewhere."),
+    storage: str = typer.Option(None, "--storage", metavar="URL", help="Where a --study is kept: a database "
+                                "every worker reaches (postgresql://host/sweeps); default: this workspace only."),
 ) -> None:
     """Run a grid of overrides (over seeds) under one MLflow parent run, training the teacher once."""
     from paperlab.lab.sweep import parse_grid, run_sweep
     from paperlab.lab.templates import parse_sets
 
-    parent, results = run_sweep(template, profile, parse_sets(set_), parse_grid(grid), seeds, _settings(), device,
-                                data_dir, " ".join(["paperlab", *sys.argv[1:]]), resume)
+    command = " ".join(["paperlab", *sys.argv[1:]])
+    if study:
+        from paperlab.lab.study import run_study, storage_url
+
+        settings = _settings()
+        parent, results = run_study(study, storage_url(settings, storage), template, profile, parse_sets(set_),
+                                    parse_grid(grid), seeds, settings, device, data_dir, command)
+    else:
+        if storage:
+            from paperlab.errors import BadInput
+
+            raise BadInput("--storage is where a --study is kept; give --study NAME too")
+        parent, results = run_sweep(template, profile, parse_sets(set_), parse_grid(grid), seeds, _settings(),
+                                    device, data_dir, command, resume)
     if as_json:
         return print_json({"parent_run_id": parent, "points": [
             {"overrides": p.overrides, "seed": p.seed, "stages": [
