@@ -69,6 +69,7 @@ class SyncState:
 
     def __init__(self, settings: Settings):
         self.path = settings.notes_dir / STATE
+        self.dirty = False
         try:
             self.entries: dict[str, dict] = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -77,10 +78,27 @@ class SyncState:
             raise PaperlabError(f"{self.path} cannot be read ({exc}); move it aside and run `paperlab sync` "
                                 "(every local note then counts as edited here)") from exc
 
-    def record(self, arxiv_id: str, revision: int, text: str) -> None:
-        self.entries[arxiv_id] = {"revision": revision, "sha256": _sha(text)}
+    def record(self, arxiv_id: str, revision: int, text: str, path: Path | None = None) -> None:
+        entry = {"revision": revision, "sha256": _sha(text)}
+        if path is not None:  # the file as synced: an unchanged stat needs no read next time
+            stat = path.stat()
+            entry |= {"mtime_ns": stat.st_mtime_ns, "size": stat.st_size}
+        self.entries[arxiv_id] = entry
+        self.dirty = True
+
+    def untouched(self, arxiv_id: str, path: Path) -> bool:
+        """True when the file is as last synced, judged by its size and mtime (no read)."""
+        entry = self.entries.get(arxiv_id)
+        try:
+            stat = path.stat()
+        except OSError:
+            return False
+        return entry is not None and entry.get("mtime_ns") == stat.st_mtime_ns and entry.get("size") == stat.st_size
 
     def save(self) -> None:
+        if not self.dirty:
+            return
+        self.dirty = False
         _atomic_write(self.path, json.dumps(self.entries, indent=1, sort_keys=True))
 
 
@@ -108,7 +126,7 @@ def write_local(settings: Settings, arxiv_id: str, body: str, revision: int) -> 
     wrote = notes.write_new(path, body)
     if wrote or local_text(path) == body:
         state = SyncState(settings)
-        state.record(arxiv_id, revision, body)
+        state.record(arxiv_id, revision, body, path)
         state.save()
     return wrote
 
@@ -128,8 +146,8 @@ def sync(reader, settings: Settings, arxiv_ids: list[str] | None = None) -> list
     if arxiv_ids is not None:
         params = {f"a{i}": a for i, a in enumerate(arxiv_ids)}
         where = " WHERE p.arxiv_id IN (" + (", ".join(f":{k}" for k in params) or "NULL") + ")"
-    rows = reader.rows("SELECT p.id, p.arxiv_id, n.body, n.revision, n.updated_by, n.updated_at "
-                       f"FROM papers p JOIN notes n ON n.paper_id = p.id{where} ORDER BY p.arxiv_id", **params)
+    rows = reader.rows("SELECT p.id, p.arxiv_id, n.revision FROM papers p JOIN notes n ON n.paper_id = p.id"
+                       f"{where} ORDER BY p.arxiv_id", **params)
     results = []
     try:
         for row in rows:
@@ -140,21 +158,22 @@ def sync(reader, settings: Settings, arxiv_ids: list[str] | None = None) -> list
 
 
 def _sync_one(reader, settings: Settings, state: SyncState, row: dict) -> Synced:
-    aid, body, revision = row["arxiv_id"], row["body"], row["revision"]
+    aid, revision = row["arxiv_id"], row["revision"]
     path = notes.note_path(settings.notes_dir, aid)
     entry = state.entries.get(aid)
-    try:
-        local = notes.read(path)
-    except FileNotFoundError:
-        local = None
+    if state.untouched(aid, path) and entry["revision"] == revision:  # the common case: two stats, no reads
+        return Synced(aid, "same")
+    body = reader.rows("SELECT body FROM notes WHERE paper_id = :id", id=row["id"])[0]["body"]
+    local = local_text(path)
     if local is None or (entry is not None and _sha(local) == entry["sha256"]):  # not edited here
         if local is None or revision != entry["revision"]:
             _atomic_write(path, body)
-            state.record(aid, revision, body)
+            state.record(aid, revision, body, path)
             return Synced(aid, "pulled")
+        state.record(aid, revision, body, path)
         return Synced(aid, "same")
     if local == body:
-        state.record(aid, revision, body)
+        state.record(aid, revision, body, path)
         return Synced(aid, "same")
     theirs = path.with_name(path.stem + ".theirs.md")
     if theirs.exists():
@@ -169,13 +188,14 @@ def _sync_one(reader, settings: Settings, state: SyncState, row: dict) -> Synced
 
         reindex_note(reader, row["id"], local)
         reader.commit()
-        state.record(aid, base + 1, local)
+        state.record(aid, base + 1, local, path)
         return Synced(aid, "pushed")
     reader.commit()
     current = reader.rows("SELECT body, revision, updated_by, updated_at FROM notes WHERE paper_id = :id",
                           id=row["id"])[0]
     _atomic_write(theirs, current["body"])
     state.entries[aid] = {**(entry or {"revision": base, "sha256": ""}), "seen": current["revision"]}
+    state.dirty = True
     return Synced(aid, "conflict",
                   f"{aid}: the note was saved by {current['updated_by']} at {str(current['updated_at'])[:16]} "
                   f"(revision {current['revision']}) after this copy was synced; nothing was overwritten: your "
