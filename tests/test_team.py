@@ -93,7 +93,12 @@ def test_notes_are_shared_and_a_second_save_of_the_same_note_is_refused_with_bot
     ada_note = Path(on("ada", "show", "1503.02531", "--json").json()["note_path"])
     ada_note.write_text(ada_note.read_text() + "\nAda: the soft targets carry the dark knowledge.\n")
     assert on("ada", "sync").out.split() == ["pushed", "1503.02531"]
-    # Bo's machine has no copy yet: search finds Ada's words in the library, and brings the note in
+    # Bo's machine has no copy yet: a report on the paper shows Ada's note, search finds her words
+    from paperlab.reports.collect import _paper
+    from paperlab.settings import load
+
+    monkeypatch.setenv("PAPERLAB_HOME", str(machines["bo"]))
+    assert "Ada: the soft targets" in _paper(load(), "1503.02531")[1]["Questions for the mentor"]
     bo_note = machines["bo"] / "notes" / "1503.02531.md"
     assert [h["arxiv_id"] for h in on("bo", "search", "dark", "--json").json()] == ["1503.02531"]
     assert "Ada: the soft targets" in bo_note.read_text() and on("bo", "sync").out == ""

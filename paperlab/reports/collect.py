@@ -124,6 +124,14 @@ def _paper(settings: Settings, arxiv_id: str | None) -> tuple[dict[str, Any] | N
     try:
         with Reader(settings) as reader:
             paper = to_json(get_paper(reader, arxiv_id))
+            if not reader.is_sqlite:  # a team's library: this machine's copy brought up to date (or sent) first
+                import sys
+
+                from paperlab.library.shared_notes import sync
+
+                for synced in sync(reader, settings, [paper["arxiv_id"]]):
+                    if synced.action == "conflict":
+                        print(f"warning: {synced.message}; the report shows this machine's text", file=sys.stderr)
     except NotFound:
         return None, {}
     return paper, notes.sections(paper["note_path"])
