@@ -205,6 +205,12 @@ def test_smoke_run_against_a_real_mlflow_server(cli, tmp_path, monkeypatch, requ
 
         images = (load_digits().images[:5] / 16.0).astype("float32")[:, None]
         assert model.predict(images).shape == (5, 10)
+        # the second machine lists and reports the first one's runs from the server
+        seen = cli("runs", "--template", "kd-hinton", "--json").json()
+        assert {r["run_id"] for r in seen} >= {run.info.run_id, teacher["run_id"]}
+        page = tmp_path / "report.md"
+        made = cli("report", "--template", "kd-hinton", "-f", "md", "-o", str(page))
+        assert made.code == 0 and "kd-hinton" in page.read_text(), made.err
     finally:
         server.stop()
 
