@@ -1,6 +1,7 @@
 """Seeds as one model (lab/batched.py) against one run per seed, for the kd-hinton students.
 
     python benchmarks/bench_seeds.py [--seeds 5] [--profiles smoke,quick] [--device cpu|cuda] [--epochs N]
+                                     [--data-dir DIR]
 
 For each profile: the student net and recipe of `kd-hinton` at that profile, N seeds trained by
 `trainer.fit` one after another (the baseline, measured in the same run) and by `batched.fit_copies` at once;
@@ -14,11 +15,12 @@ from __future__ import annotations
 import argparse
 import copy
 import time
+from pathlib import Path
 
 import torch
 
 
-def measure(profile: str, seeds: int, device: str, epochs: int | None) -> None:
+def measure(profile: str, seeds: int, device: str, epochs: int | None, data_dir: str | None) -> None:
     from paperlab.lab import data as datasets
     from paperlab.lab import distillers, trainer
     from paperlab.lab.batched import Copy, fit_copies
@@ -27,7 +29,8 @@ def measure(profile: str, seeds: int, device: str, epochs: int | None) -> None:
     from paperlab.settings import load as settings
 
     spec = load("kd-hinton", profile, {"train.epochs": epochs} if epochs else None)
-    data = datasets.load(spec.dataset, None, settings().data_dir)
+    data = datasets.load(spec.dataset, Path(data_dir) if data_dir and spec.dataset != "digits" else None,
+                         settings().data_dir)
     dev = torch.device(device)
     train_idx, val_idx = datasets.split_validation(len(data.y_train), spec.train.val_size, 0)
     put = lambda a: torch.from_numpy(a).to(dev)  # noqa: E731
@@ -67,10 +70,11 @@ def main() -> None:
     parser.add_argument("--profiles", default="smoke,quick")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
+    parser.add_argument("--data-dir", default=None, help="where the quick profile's Fashion-MNIST IDX files are")
     opts = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for profile in opts.profiles.split(","):
-        measure(profile, opts.seeds, opts.device, opts.epochs)
+        measure(profile, opts.seeds, opts.device, opts.epochs, opts.data_dir)
 
 
 if __name__ == "__main__":

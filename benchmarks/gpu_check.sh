@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check (issues 3 and 7), as one prepared script for a lent CUDA machine (see the closing notes).
+# The GPU check (issues 3, 7 and 11), as one prepared script for a lent CUDA machine (see the closing notes).
 # Needs, carried beside the repo: .whl/ (mlflow-skinny, sqlalchemy, alembic, pydantic, ... for Python 3.12,
 # the ones the machine lacks) and .data/fashion-mnist/ (the four IDX files). Writes its results to $OUT.
 set -o pipefail
@@ -19,6 +19,9 @@ mkdir -p "$OUT"
   # issue 7: resnet32x4 -> resnet8x4 at batch 64 (kd, crd) against a DataLoader-style loop, and the projected
   # wall time of one 240-epoch CIFAR-100 run
   timeout 240 python3 benchmarks/bench_trainer.py --part cifar --device cuda --cifar-images 4096
+  # issue 11: 5 seeds as one batched model against 5 runs, the smoke and quick MLP students
+  timeout 240 python3 benchmarks/bench_seeds.py --device cuda --profiles smoke,quick --data-dir .data/fashion-mnist \
+    2> "$OUT/seeds.err" || { echo "bench_seeds failed"; tail -5 "$OUT/seeds.err"; }
   start=$(date +%s.%N)
   timeout 300 python3 -m paperlab run kd-hinton --device cuda --dataset fashion-mnist --data-dir .data/fashion-mnist \
     --json > "$OUT/paper.json" 2> "$OUT/paper.err" || { echo "paper failed"; tail -5 "$OUT/paper.err"; }
