@@ -38,15 +38,10 @@ def write_new(path: Path, text: str) -> bool:
 
     Atomic: the text goes to a temporary file beside it, which is then linked into place, so a full disk or a
     kill leaves either the whole note or none (a 0-byte note left by an older paperlab counts as none)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and path.stat().st_size > 0:
         return False
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
+
+    def into_place(temporary: str) -> bool:
         if path.exists():  # only an empty note can be here: replace it
             os.replace(temporary, path)
             return True
@@ -55,8 +50,26 @@ def write_new(path: Path, text: str) -> bool:
         except FileExistsError:  # another process wrote it first: theirs stays
             return False
         return True
+
+    return _through_temporary(path, text, into_place, "the note ")
+
+
+def replace(path: Path, text: str) -> None:
+    """Write a file whole or not at all (temporary beside it, fsynced, renamed over it)."""
+    _through_temporary(path, text, lambda temporary: os.replace(temporary, path))
+
+
+def _through_temporary(path: Path, text: str, move, what: str = ""):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        return move(temporary)
     except OSError as exc:
-        raise PaperlabError(f"cannot write the note {path}: {exc.strerror or exc}") from exc
+        raise PaperlabError(f"cannot write {what}{path}: {exc.strerror or exc}") from exc
     finally:
         Path(temporary).unlink(missing_ok=True)
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
-import os
 import socket
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,20 +46,6 @@ def _sha(text: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
-        raise PaperlabError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 class SyncState:
@@ -99,7 +83,7 @@ class SyncState:
         if not self.dirty:
             return
         self.dirty = False
-        _atomic_write(self.path, json.dumps(self.entries, indent=1, sort_keys=True))
+        notes.replace(self.path, json.dumps(self.entries, indent=1, sort_keys=True))
 
 
 def first_note(execute, paper_id: int, text: str) -> tuple[str, int]:
@@ -167,7 +151,7 @@ def _sync_one(reader, settings: Settings, state: SyncState, row: dict) -> Synced
     local = local_text(path)
     if local is None or (entry is not None and _sha(local) == entry["sha256"]):  # not edited here
         if local is None or revision != entry["revision"]:
-            _atomic_write(path, body)
+            notes.replace(path, body)
             state.record(aid, revision, body, path)
             return Synced(aid, "pulled")
         state.record(aid, revision, body, path)
@@ -193,7 +177,7 @@ def _sync_one(reader, settings: Settings, state: SyncState, row: dict) -> Synced
     reader.commit()
     current = reader.rows("SELECT body, revision, updated_by, updated_at FROM notes WHERE paper_id = :id",
                           id=row["id"])[0]
-    _atomic_write(theirs, current["body"])
+    notes.replace(theirs, current["body"])
     state.entries[aid] = {**(entry or {"revision": base, "sha256": ""}), "seen": current["revision"]}
     state.dirty = True
     return Synced(aid, "conflict",
