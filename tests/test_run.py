@@ -271,6 +271,33 @@ def test_sweep_runs_a_grid_under_one_parent_training_the_teacher_once(cli, home)
     assert cli("sweep", "kd-hinton", "--profile", "smoke", "--grid", "distill.temprature=1,2").code == 2
 
 
+def test_a_batched_sweep_trains_its_points_as_one_model_with_the_plain_sweeps_numbers(cli, home, monkeypatch,
+                                                                                      tmp_path):
+    """--batched: the MLP student and its kd stages of 2 temperatures x 2 seeds trained as one batched model
+    (the CNN teacher, with batch norm, on its own); every stage's test errors equal the plain sweep's, and
+    every point keeps its own child runs."""
+    args = ["sweep", "kd-hinton", "--profile", "smoke", "--device", "cpu", "--grid", "distill.temperature=2,8",
+            "--seeds", "2", "--set", "train.epochs=4", "--json"]
+    plain = cli(*args)
+    assert plain.code == 0, plain.err
+    monkeypatch.setenv("PAPERLAB_HOME", str(tmp_path / "batched"))
+    batched = cli(*args, "--batched")
+    assert batched.code == 0, batched.err
+    errors = lambda r: [(p["overrides"], p["seed"], [(s["stage"], s["test_error"]) for s in p["stages"]])  # noqa: E731
+                        for p in r.json()["points"]]
+    assert errors(batched) == errors(plain)
+    client = _client(tmp_path / "batched")
+    parent = batched.json()["parent_run_id"]
+    children = client.search_runs([client.get_run(parent).info.experiment_id],
+                                  f"tags.`mlflow.parentRunId` = '{parent}'")
+    assert sorted(c.data.tags["paperlab.stage"] for c in children) == ["kd"] * 4 + ["student"] * 2 + ["teacher"] * 2
+    kd = [c for c in children if c.data.tags["paperlab.stage"] == "kd"]
+    assert all(len(client.get_metric_history(c.info.run_id, "val_error")) == 4 for c in kd)
+    assert {c.data.tags["paperlab.stage"]: c.data.tags.get("paperlab.batched_copies") for c in children} == {
+        "kd": "4", "student": "2", "teacher": None}  # the teacher has batch norm: trained on its own
+    assert cli(*args, "--batched", "--study", "x").code == 2
+
+
 @pytest.mark.slow
 def test_ui_serves_the_runs_table_with_stages_and_datasets(cli, home, tmp_path):
     import re

@@ -149,6 +149,9 @@ def sweep(
                               "each machine; each point runs once, a dead worker's point again elsewhere."),
     storage: str = typer.Option(None, "--storage", metavar="URL", help="Where a --study is kept: a database "
                                 "every worker reaches (postgresql://host/sweeps); default: this workspace only."),
+    batched: bool = typer.Option(False, "--batched", help="Train a stage that every point and seed trains alike "
+                                 "(same net and recipe, a logit method, no batch norm or dropout) as one batched "
+                                 "model; the numbers are those of the plain sweep."),
 ) -> None:
     """Run a grid of overrides (over seeds) under one MLflow parent run, training the teacher once."""
     from paperlab.lab.sweep import parse_grid, run_sweep
@@ -158,6 +161,10 @@ def sweep(
     if study:
         from paperlab.lab.study import run_study, storage_url
 
+        if batched:
+            from paperlab.errors import BadInput
+
+            raise BadInput("--batched trains one worker's points together; a --study shares them out instead")
         settings = _settings()
         parent, results = run_study(study, storage_url(settings, storage), template, profile, parse_sets(set_),
                                     parse_grid(grid), seeds, settings, device, data_dir, command)
@@ -167,7 +174,7 @@ def sweep(
 
             raise BadInput("--storage is where a --study is kept; give --study NAME too")
         parent, results = run_sweep(template, profile, parse_sets(set_), parse_grid(grid), seeds, _settings(),
-                                    device, data_dir, command, resume)
+                                    device, data_dir, command, resume, batched)
     if as_json:
         return print_json({"parent_run_id": parent, "points": [
             {"overrides": p.overrides, "seed": p.seed, "stages": [

@@ -66,14 +66,20 @@ def _constrain(base: torch.nn.Module, params: dict[str, torch.Tensor]) -> None:
                 value.copy_(torch.renorm(value.reshape(n * rows, cols), 2, 0, limit).reshape(n, rows, cols))
 
 
-def fit_copies(copies: list[Copy], data: Tensors, spec: TrainSpec, *, augment: Augment | None = None,
-               label: str = "seeds") -> list[FitResult]:
-    """Train every copy for `spec`; one FitResult per copy, as `trainer.fit` returns for one run."""
+def fit_copies(copies: list[Copy], data: Tensors | list[Tensors], spec: TrainSpec, *,
+               augment: Augment | None = None, label: str = "seeds") -> list[FitResult]:
+    """Train every copy for `spec`; one FitResult per copy, as `trainer.fit` returns for one run. `data` is
+    shared, or one Tensors per copy (seeds hold out their own validation split) of equal sizes."""
     from torch.func import functional_call, stack_module_state, vmap
 
     _check(copies)
+    datas = data if isinstance(data, list) else [data] * len(copies)
+    if len({(len(d.x_train), len(d.x_val)) for d in datas}) != 1:
+        raise BadInput("seeds as one model need training and validation sets of one size for every copy")
     augment = augment or Augment()
-    device = data.x_train.device
+    device = datas[0].x_train.device
+    x_val = torch.stack([d.x_val for d in datas])
+    y_val = torch.stack([d.y_val for d in datas])
     base = copy.deepcopy(copies[0].model).to("meta")
     params, buffers = stack_module_state([c.model for c in copies])
     params = {k: torch.nn.Parameter(v.detach().clone()) for k, v in params.items()}
@@ -85,8 +91,7 @@ def fit_copies(copies: list[Copy], data: Tensors, spec: TrainSpec, *, augment: A
         return functional_call(base, (p, b), (x,))
 
     forward = vmap(run, randomness="different" if dropout else "error")
-    evaluate = vmap(run, in_dims=(0, 0, None), randomness="different" if dropout else "error")
-    n, steps = len(data.x_train), math.ceil(len(data.x_train) / spec.batch_size)
+    n, steps = len(datas[0].x_train), math.ceil(len(datas[0].x_train) / spec.batch_size)
     histories: list[list[EpochLog]] = [[] for _ in copies]
     best = [(0, None, None)] * len(copies)
     for epoch in range(1, spec.epochs + 1):
@@ -102,12 +107,12 @@ def fit_copies(copies: list[Copy], data: Tensors, spec: TrainSpec, *, augment: A
         totals = torch.zeros(len(copies), device=device)
         for step in range(steps):
             idx = [o[step * spec.batch_size:(step + 1) * spec.batch_size] for o in orders]
-            x = torch.stack([augment(data.x_train[i], g) for i, g in zip(idx, draws)])
+            x = torch.stack([augment(d.x_train[i], g) for d, i, g in zip(datas, idx, draws)])
             logits = forward(params, buffers, x)
             losses = []
             for k, c in enumerate(copies):
                 t_out = Out(c.teacher_train[idx[k]]) if c.teacher_train is not None else None
-                batch = Batch(x[k], data.y_train[idx[k]], idx[k], epoch, (epoch - 1 + step / steps) / spec.epochs)
+                batch = Batch(x[k], datas[k].y_train[idx[k]], idx[k], epoch, (epoch - 1 + step / steps) / spec.epochs)
                 loss, _ = c.objective(Out(logits[k]), t_out, batch)
                 losses.append(loss)
             stacked = torch.stack(losses)
@@ -120,13 +125,13 @@ def fit_copies(copies: list[Copy], data: Tensors, spec: TrainSpec, *, augment: A
         scheduler.step()
         base.eval()
         with torch.no_grad():
-            wrong = (evaluate(params, buffers, data.x_val).argmax(2) != data.y_val).sum(1).tolist()
+            wrong = (forward(params, buffers, x_val).argmax(2) != y_val).sum(1).tolist()
         seconds = time.perf_counter() - started
         for k, loss in enumerate(totals.tolist()):
             if not math.isfinite(loss):
                 raise PaperlabError(f"{label}: seed {copies[k].seed}'s training loss became {loss} in epoch "
                                     f"{epoch}; lower train.lr (now {spec.lr}) and run again")
-            histories[k].append(EpochLog(epoch, loss / n, wrong[k], 1 - wrong[k] / len(data.y_val), lr, seconds,
+            histories[k].append(EpochLog(epoch, loss / n, wrong[k], 1 - wrong[k] / y_val.shape[1], lr, seconds,
                                          n * len(copies) / seconds))
             if best[k][1] is None or wrong[k] < best[k][1]:
                 best[k] = (epoch, wrong[k], _state_of(params, buffers, k))

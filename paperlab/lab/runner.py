@@ -93,6 +93,8 @@ class Run:
         for note in self.notes:
             print(f"note: {note}", file=sys.stderr)
         self.retrain = retrain
+        self.prefit: dict[str, trainer.FitResult] = {}  # stages trained elsewhere as copies of a batched model
+        self.batched: dict[str, int] = {}  # ... and how many copies that model had
         self.command = command
         self._put_tensors()
         key = _hash(resolved_yaml(spec), self.data.checksum, self.device.type)
@@ -260,7 +262,34 @@ class Run:
         objective.load_state_dict(parts, strict=False)
 
     # -- stages -----------------------------------------------------------------------------------------
-    def run_all(self, only: list[str] | None = None) -> RunResult:
+    def batch_copy(self, stage: StageSpec):
+        """This run's copy of a stage for seeds-as-one-model training (lab/batched.py), or None where the
+        stage must train on its own: done or cached already, a phase, a cohort or an ensemble, a net with
+        batch norm or dropout (whose numbers would then differ from a run of its own), a method with
+        features or parameters, or a teacher whose logits cannot be computed once (augmented inputs)."""
+        from paperlab.lab.batched import Copy
+
+        if stage.name in self.state["stages"] or stage.ensemble or stage.peers > 1 or stage.init \
+                or stage.method_from or stage.shift_classes:
+            return None
+        if self.spec.cached(stage) and not self.retrain and self._read_cache(stage) is not None:
+            return None
+        model = self._build(stage)
+        if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) or (isinstance(m, torch.nn.Dropout) and m.p)
+               for m in model.modules()):
+            return None
+        teacher = self._model_of(stage.teacher) if stage.teacher else None
+        tensors = self._transfer_set(stage)
+        objective = self._method(stage, model, teacher, tensors)
+        augment = self._augment(stage.model)
+        if objective.needs & distillers.FEATURES or any(True for _ in objective.parameters()) or \
+                (teacher is not None and (augment.shift or augment.flip)):
+            return None
+        logits = trainer.predict(teacher, tensors.x_train) if teacher is not None else None
+        return Copy(model, objective, self.spec.seed, logits), tensors, augment
+
+    def run_all(self, only: list[str] | None = None, finish: bool = True) -> RunResult:
+        """The stages (or `only` these); with finish=False the run stays open for more calls (its lock held)."""
         names = [s.name for s in self.spec.stages]
         results = []
         try:
@@ -279,18 +308,24 @@ class Run:
                 self.tracker.finish_quietly(self.parent)
             self.lock.release()
             raise
+        if finish:
+            self.close()
+        return RunResult(self.parent, results, str(self.device), self.spec.dataset, self.notes, self.findings)
+
+    def close(self) -> None:
+        """The run is complete: its parent finished (when it owns it), stage weights cleared, lock released."""
         if self.owns_parent:
             self.tracker.finish(self.parent)
         for leftover in self.run_dir.glob("*.weights.pt"):
             leftover.unlink()
         self.lock.release()
-        return RunResult(self.parent, results, str(self.device), self.spec.dataset, self.notes, self.findings)
 
     def _stage_tags(self, stage: StageSpec) -> dict[str, str]:
         return {**self.tags, "paperlab.stage": stage.name, "paperlab.role": stage.model,
                 "paperlab.method": stage.method, "paperlab.taught_by": stage.teacher or "",
                 "paperlab.net": self.spec.model_spec(stage.model).net.kind, "paperlab.init": stage.init or "",
-                "paperlab.phase": str(any(s.init == stage.name for s in self.spec.stages)).lower()}
+                "paperlab.phase": str(any(s.init == stage.name for s in self.spec.stages)).lower(),
+                **({"paperlab.batched_copies": str(self.batched[stage.name])} if stage.name in self.batched else {})}
 
     def _stage(self, stage: StageSpec) -> StageResult:
         cacheable = self.spec.cached(stage)
@@ -325,9 +360,15 @@ class Run:
                 "epoch_seconds": e.epoch_seconds, "samples_per_s": e.samples_per_s,
                 **{f"loss_{k}": v for k, v in e.terms.items()}}, step=e.epoch)
             checkpoint = self.run_dir / f"{stage.name}.ckpt"
-            fit = trainer.fit(model, objective, tensors, self.spec.train_of(stage), seed=self.spec.seed,
-                              label=stage.name,
-                              augment=augment, teacher=teacher, checkpoint=checkpoint, resume=True, on_epoch=log)
+            if stage.name in self.prefit:  # trained already, as one copy of a batched model (lab/batched.py)
+                fit = self.prefit.pop(stage.name)
+                for entry in fit.history:
+                    log(entry)
+                model.load_state_dict(fit.last_state)
+            else:
+                fit = trainer.fit(model, objective, tensors, self.spec.train_of(stage), seed=self.spec.seed,
+                                  label=stage.name, augment=augment, teacher=teacher, checkpoint=checkpoint,
+                                  resume=True, on_epoch=log)
             last_logits = trainer.predict(model, self.x_test)
             model.load_state_dict(fit.best_state)
             if stage.shift_classes:
