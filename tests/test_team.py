@@ -171,7 +171,7 @@ def test_a_sweep_shared_by_workers_runs_each_point_once_and_a_killed_workers_poi
     sweeps = postgres.new_database(request.getfixturevalue("pg_server"))
     command = [sys.executable, "-m", "paperlab", "sweep", "kd-hinton", "--profile", "smoke", "--device", "cpu",
                "--grid", "distill.temperature=2,8", "--seeds", "2", "--study", "team", "--storage", sweeps,
-               "--set", "train.epochs=8"]
+               "--set", "train.epochs=5"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": server.url, "PAPERLAB_SWEEP_HEARTBEAT": "1",
            "PAPERLAB_DB_URL": ""}
     try:
