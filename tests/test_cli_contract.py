@@ -27,8 +27,11 @@ def test_19_rm_without_a_terminal_says_how_to_confirm(sh, cli, arxiv):
 
 def test_19_ctrl_c_during_run_prints_the_resume_hint(home):
     args = ["run", "kd-hinton", "--profile", "smoke", "--device", "cpu", "--set", "train.epochs=60"]
+    # Ctrl-C's default action, even where the tests run as a background job (which ignores SIGINT, and
+    # Python then installs no KeyboardInterrupt handler)
     proc = subprocess.Popen([sys.executable, "-m", "paperlab", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+                            stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not list(home.glob("runs/*/*.ckpt")):
         time.sleep(0.02)

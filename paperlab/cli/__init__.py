@@ -75,12 +75,19 @@ def _disk_full(exc: BaseException) -> str | None:
         chain.append(seen)
         seen = seen.__cause__ or seen.__context__
     said = " ".join(str(e) for e in chain)
+
+    def free() -> int:
+        home = load().home
+        return shutil.disk_usage(home).free if home.exists() else 0
+
+    # torch.save's zip writer reports a short write as "unexpected pos N vs M" (inline_container.cc): a full
+    # disk when the disk is in fact full, anything else otherwise
     if not (any(getattr(e, "errno", None) == errno.ENOSPC for e in chain) or "No space left" in said
-            or "disk is full" in said or "file write failed" in said):
+            or "disk is full" in said or "file write failed" in said
+            or ("unexpected pos" in said and free() < 1 << 20)):
         return None
     home = load().home
-    free = shutil.disk_usage(home).free if home.exists() else 0
-    return f"no space left on the disk holding {home} ({free:,} bytes free); free some and rerun with --resume"
+    return f"no space left on the disk holding {home} ({free():,} bytes free); free some and rerun with --resume"
 
 
 INTERRUPTED = "interrupted (an interrupted `paperlab run` continues where it stopped with --resume)"
