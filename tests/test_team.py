@@ -201,5 +201,10 @@ def test_a_sweep_shared_by_workers_runs_each_point_once_and_a_killed_workers_poi
         assert len({r.data.tags["mlflow.parentRunId"] for r in kd}) == 1
         parent = client.get_run(kd[0].data.tags["mlflow.parentRunId"])
         assert parent.info.status == "FINISHED" and parent.data.tags["paperlab.study"] == "team"
+        other = [*command[:command.index("distill.temperature=2,8")], "distill.temperature=4",
+                 *command[command.index("distill.temperature=2,8") + 1:]]
+        refused = subprocess.run(other, env={**env, "PAPERLAB_HOME": str(tmp_path / "b")}, capture_output=True,
+                                 text=True, timeout=120)
+        assert refused.returncode == 2 and "holds another sweep" in refused.stderr, refused.stderr
     finally:
         server.stop()
