@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 from paperlab.errors import BadInput, PaperlabError
 from paperlab.lab.runner import Run
-from paperlab.lab.sweep import SweepPoint, points
+from paperlab.lab.sweep import SweepPoint, point_label, points
 from paperlab.lab.templates import load
 from paperlab.settings import Settings, normalise_db_url
 
@@ -79,7 +79,9 @@ def _open(name: str, url: str):
         storage = RDBStorage(url, heartbeat_interval=max(1, int(HEARTBEAT_S)), grace_period=int(3 * HEARTBEAT_S),
                              failed_trial_callback=RetryFailedTrialCallback(max_retry=RETRIES))
     except Exception as exc:
-        raise PaperlabError(f"cannot open the sweep storage {url.split('@')[-1]}: "
+        from paperlab.library.db import shown_url
+
+        raise PaperlabError(f"cannot open the sweep storage {shown_url(url)}: "
                             f"{str(exc).splitlines()[0][:200]}") from exc
     return optuna.create_study(study_name=name, storage=storage, load_if_exists=True), storage
 
@@ -156,8 +158,7 @@ def run_study(study_name: str, url: str, name: str, profile: str, base_sets: dic
                 run = Run(specs[index], settings, device, data_dir, resume=True, command=command,
                           parent_run_id=parent, extra_tags={"paperlab.sweep": ",".join(grid),
                                                             "paperlab.study": study_name})
-                run.tags["paperlab.sweep_point"] = ",".join(
-                    [*(f"{k}={v}" for k, v in overrides.items()), f"seed={seed}"])
+                run.tags["paperlab.sweep_point"] = point_label(overrides, seed)
                 stages = run.run_all().stages
         except BaseException:
             study.tell(trial, state=TrialState.FAIL)

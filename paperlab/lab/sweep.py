@@ -39,6 +39,11 @@ def parse_grid(pairs: list[str]) -> dict[str, list[Any]]:
     return grid
 
 
+def point_label(overrides: dict[str, Any], seed: int) -> str:
+    """A sweep point as its runs are tagged (paperlab.sweep_point): key=value,...,seed=N."""
+    return ",".join([*(f"{k}={v}" for k, v in overrides.items()), f"seed={seed}"])
+
+
 def points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
 
@@ -67,8 +72,7 @@ def run_sweep(name: str, profile: str, base_sets: dict[str, Any], grid: dict[str
         run = first if i == 0 else Run(spec, settings, device, data_dir, resume=resume, command=command,
                                        parent_run_id=parent, tracker=tracker, dataset=dataset,
                                        extra_tags={"paperlab.sweep": ",".join(grid)})
-        point = ",".join(f"{k}={v}" for k, v in overrides.items())
-        run.tags["paperlab.sweep_point"] = f"{point},seed={seed}"
+        run.tags["paperlab.sweep_point"] = point_label(overrides, seed)
         return run
 
     trained: set[tuple[str, int]] = set()

@@ -32,7 +32,7 @@ def index(execute: Execute, paper_id: int, arxiv_id: str, title: str, authors: l
                 "arxiv_id = excluded.arxiv_id, title = excluded.title, authors = excluded.authors, "
                 "abstract = excluded.abstract, note = excluded.note",
                 id=paper_id, aid=arxiv_id, title=title, authors=", ".join(authors), abstract=abstract,
-                note=_no_nul(note_text))
+                note=no_nul(note_text))
         return
     execute("DELETE FROM paper_fts WHERE rowid = :id", id=paper_id)
     execute("INSERT INTO paper_fts (rowid, arxiv_id, title, authors, abstract, note) "
@@ -46,7 +46,7 @@ def unindex(execute: Execute, paper_id: int, dialect: str = "sqlite") -> None:
         execute("DELETE FROM paper_fts WHERE rowid = :id", id=paper_id)
 
 
-def _no_nul(text: str) -> str:
+def no_nul(text: str) -> str:
     return text.replace("\x00", " ")  # PostgreSQL's text cannot hold NUL (SQLite's can): a word break
 
 
@@ -61,7 +61,7 @@ def reindex_note(reader, paper_id: int, text: str) -> None:
     """A note's new text in the index (front matter left out)."""
     table, key = ("paper_fts", "rowid") if reader.is_sqlite else ("paper_text", "paper_id")
     reader.execute(f"UPDATE {table} SET note = :note WHERE {key} = :id",
-                   note=_no_nul(notes.without_front_matter(text)), id=paper_id)
+                   note=no_nul(notes.without_front_matter(text)), id=paper_id)
 
 
 def sync_notes(reader) -> int:
@@ -98,13 +98,9 @@ def fts_query(words: list[str]) -> str:
 def search(reader, text: str, limit: int = 50) -> list[dict[str, Any]]:
     """[{paper_id, score, snippet}] best first, after re-indexing notes changed on disk."""
     if not reader.is_sqlite:  # a team's library: push this machine's note edits first (shared_notes)
-        import sys
+        from paperlab.library.shared_notes import sync_warning_on_conflict
 
-        from paperlab.library import shared_notes
-
-        for synced in shared_notes.sync(reader, reader.settings):
-            if synced.action == "conflict":
-                print(f"warning: {synced.message}", file=sys.stderr)
+        sync_warning_on_conflict(reader, reader.settings)
         return postgres_query(reader, text, limit)
     import sqlite3
 

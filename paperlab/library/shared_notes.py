@@ -141,6 +141,16 @@ def sync(reader, settings: Settings, arxiv_ids: list[str] | None = None) -> list
     return results
 
 
+def sync_warning_on_conflict(reader, settings: Settings, arxiv_ids: list[str] | None = None,
+                             after: str = "") -> None:
+    """Sync before reading (search, reports): a conflict is a warning line there, not a failure."""
+    import sys
+
+    for synced in sync(reader, settings, arxiv_ids):
+        if synced.action == "conflict":
+            print(f"warning: {synced.message}{after}", file=sys.stderr)
+
+
 def _sync_one(reader, settings: Settings, state: SyncState, row: dict) -> Synced:
     aid, revision = row["arxiv_id"], row["revision"]
     path = notes.note_path(settings.notes_dir, aid)
@@ -164,12 +174,12 @@ def _sync_one(reader, settings: Settings, state: SyncState, row: dict) -> Synced
         return Synced(aid, "conflict", f"{aid}: merge {theirs} into {path} and delete it, then sync again "
                                        "(nothing was saved to the library)")
     base = (entry or {}).get("seen", (entry or {}).get("revision", 0))
+    from paperlab.library.search import no_nul, reindex_note
+
     saved = reader.update("UPDATE notes SET body = :body, revision = revision + 1, updated_at = :at, "
                           "updated_by = :by WHERE paper_id = :id AND revision = :base",
-                          body=local.replace("\x00", " "), at=_now(), by=who(), id=row["id"], base=base)
+                          body=no_nul(local), at=_now(), by=who(), id=row["id"], base=base)
     if saved:
-        from paperlab.library.search import reindex_note
-
         reindex_note(reader, row["id"], local)
         reader.commit()
         state.record(aid, base + 1, local, path)

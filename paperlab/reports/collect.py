@@ -125,13 +125,10 @@ def _paper(settings: Settings, arxiv_id: str | None) -> tuple[dict[str, Any] | N
         with Reader(settings) as reader:
             paper = to_json(get_paper(reader, arxiv_id))
             if not reader.is_sqlite:  # a team's library: this machine's copy brought up to date (or sent) first
-                import sys
+                from paperlab.library.shared_notes import sync_warning_on_conflict
 
-                from paperlab.library.shared_notes import sync
-
-                for synced in sync(reader, settings, [paper["arxiv_id"]]):
-                    if synced.action == "conflict":
-                        print(f"warning: {synced.message}; the report shows this machine's text", file=sys.stderr)
+                sync_warning_on_conflict(reader, settings, [paper["arxiv_id"]],
+                                         "; the report shows this machine's text")
     except NotFound:
         return None, {}
     return paper, notes.sections(paper["note_path"])
