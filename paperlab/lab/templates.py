@@ -140,12 +140,15 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
 
 
 def load(name: str, profile: str = "paper", sets: dict[str, Any] | None = None) -> RunSpec:
-    """The template with its profile merged in and overrides applied, validated as a whole."""
+    """The template with its profile (or profiles, joined by '+') merged in and overrides applied, validated as a
+    whole."""
     data = raw(name)
     profiles = data.pop("profiles", {}) or {}
-    if profile not in profiles:
-        raise BadInput(f"template {name!r} has no profile {profile!r} (profiles: {', '.join(profiles)})")
-    data = _merge(data, profiles[profile] or {})
+    for part in profile.split("+"):   # 'fast+only-7-8': profiles merged in order, the later one winning
+        if part not in profiles:
+            raise BadInput(f"template {name!r} has no profile {part!r} (profiles: {', '.join(profiles)}; "
+                           "join several with '+')")
+        data = _merge(data, profiles[part] or {})
     for key, value in (sets or {}).items():
         if key in FIXED_KEYS:
             raise BadInput(f"{key!r} cannot be set with --set; use {FIXED_KEYS[key]}")
