@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -97,6 +98,10 @@ def main() -> None:
     from typer.exceptions import Abort, TyperException
 
     debug = "--debug" in sys.argv[1:]
+    if os.environ.get("RANK", "0") != "0" and not debug:  # a torchrun worker other than rank 0: rank 0 speaks
+        quiet = os.open(os.devnull, os.O_WRONLY)  # for all (the launcher names a rank that failed; --debug shows
+        os.dup2(quiet, 2)                          # why), torch's own C++ warnings included
+        sys.stderr = open(os.devnull, "w")
     try:
         code = app(standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C into Exit(130) before we see it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -74,6 +75,8 @@ def run(
     retrain_teacher: bool = typer.Option(False, "--retrain", "--retrain-teacher",
                                          help="Ignore cached teachers and baselines; train them again."),
     as_json: bool = typer.Option(False, "--json"),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Train on N processes of this machine (torchrun, "
+                                                          "DistributedDataParallel): one per GPU, or CPU processes."),
 ) -> None:
     """Train teacher, baseline student and distilled student; track everything in MLflow."""
     from paperlab.lab.templates import load, parse_sets
@@ -86,7 +89,16 @@ def run(
         from paperlab.errors import BadInput
 
         raise BadInput("--profile is empty; give smoke, quick or paper")
-    spec = load(template, profile or "paper", sets)
+    spec = load(template, profile or "paper", sets)  # bad input is refused before any worker starts
+    from paperlab.lab import distributed as dd
+
+    if nproc > 1:
+        if dd.launched():
+            from paperlab.errors import BadInput
+
+            raise BadInput("--nproc: this is already a torchrun worker; give --nproc to paperlab, or run torchrun")
+        sys.exit(dd.launch(nproc, _without_nproc(sys.argv[1:]), device))  # rank 0 has said what there was to say
+    device = dd.start(device)  # under torchrun: join its workers
     from paperlab.lab.runner import Run
     from paperlab.lab.trainer import pick_device
 
@@ -98,6 +110,9 @@ def run(
         print(f"profile paper (the paper's own recipe): {took} on {found.type}{hint}", file=sys.stderr)
     result = Run(spec, _settings(), device, data_dir, resume, retrain_teacher, " ".join(["paperlab", *sys.argv[1:]])
                  ).run_all(only)
+    if not dd.leader():  # rank 0 reports for all
+        return dd.stop()
+    dd.stop()
     _link_paper(spec)
     if as_json:
         return print_json({"parent_run_id": result.parent_run_id, "device": result.device,
@@ -122,6 +137,19 @@ def run(
                       f"MLflow parent run {result.parent_run_id}")
     for line in [*_effects(spec, result.stages), *result.findings]:
         print(line)
+
+
+def _without_nproc(args: list[str]) -> list[str]:
+    """The command line for each worker: the same, less --nproc."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
 
 
 def _effects(spec, stages) -> list[str]:
@@ -158,6 +186,11 @@ def sweep(
     from paperlab.lab.templates import parse_sets
 
     command = " ".join(["paperlab", *sys.argv[1:]])
+    if os.environ.get("WORLD_SIZE", "1") != "1":
+        from paperlab.errors import BadInput
+
+        raise BadInput("a sweep runs in one process, not under torchrun; share its points out with --study "
+                       "instead, or run each point with `paperlab run ... --nproc N`")
     if study:
         from paperlab.lab.study import run_study, storage_url
 

@@ -20,6 +20,7 @@ import torch
 
 from paperlab import __version__
 from paperlab.errors import BadInput, PaperlabError
+from paperlab.lab import distributed as dd
 from paperlab.lab import data as datasets
 from paperlab.lab import distillers, nets, trainer
 from paperlab.lab.spec import RunSpec, StageSpec
@@ -81,7 +82,7 @@ class Run:
                  tracker=None, dataset: datasets.Dataset | None = None):
         from filelock import FileLock, Timeout
 
-        from paperlab.lab.tracking import Tracker
+        from paperlab.lab.tracking import Muted, Tracker
 
         self.spec, self.settings = spec, settings
         self.device = trainer.pick_device(device)
@@ -90,26 +91,27 @@ class Run:
         self.data = dataset or datasets.load(spec.dataset, data_dir, settings.data_dir)
         self.notes = [self.data.note] if self.data.note and dataset is None else []
         self.findings: list[str] = []
-        for note in self.notes:
+        for note in self.notes if dd.leader() else []:
             print(f"note: {note}", file=sys.stderr)
         self.retrain = retrain
         self.prefit: dict[str, trainer.FitResult] = {}  # stages trained elsewhere as copies of a batched model
         self.batched: dict[str, int] = {}  # ... and how many copies that model had
         self.command = command
         self._put_tensors()
-        key = _hash(resolved_yaml(spec), self.data.checksum, self.device.type)
+        key = _hash(resolved_yaml(spec), self.data.checksum, self.device.type, *_world())
         runs = settings.home / "runs"
         self.run_dir = inside(runs, runs / f"{spec.name}-{key}")
         self.run_dir.parent.mkdir(parents=True, exist_ok=True)
         self.lock = FileLock(str(self.run_dir) + ".lock")
         try:
-            self.lock.acquire(timeout=0)
+            if dd.leader():  # under torchrun, rank 0 holds the run for all its workers
+                self.lock.acquire(timeout=0)
         except Timeout:
             raise PaperlabError(f"the same run is already going on in another process (it holds {self.lock.lock_file});"
                                 f" wait for it to finish, or change the seed or a setting") from None
         try:
             self._open_state(resume)
-            self.tracker = tracker or Tracker(settings)
+            self.tracker = tracker or (Tracker(settings) if dd.leader() else Muted())
             self.experiment = self.tracker.experiment(spec.name)
         except BaseException:
             self.lock.release()
@@ -120,7 +122,8 @@ class Run:
                      "paperlab.torch": torch.__version__, "paperlab.device": str(self.device),
                      "paperlab.dataset": spec.dataset, "paperlab.dataset_sha256": self.data.checksum,
                      "paperlab.teacher_net": spec.teacher.net.kind, "paperlab.student_net": spec.student.net.kind,
-                     "paperlab.seed": str(spec.seed), "paperlab.command": command, **(extra_tags or {})}
+                     "paperlab.seed": str(spec.seed), "paperlab.command": command,
+                     **({"paperlab.processes": str(dd.world())} if dd.world() > 1 else {}), **(extra_tags or {})}
         self.owns_parent = parent_run_id is None  # a sweep owns the parent of all its points
         if parent_run_id is not None:
             self.state["parent_run_id"] = parent_run_id
@@ -155,15 +158,19 @@ class Run:
 
     def _open_state(self, resume: bool) -> None:
         state_file = self.run_dir / "state.json"
-        if not resume and self.run_dir.exists():
-            shutil.rmtree(self.run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if dd.leader():
+            if not resume and self.run_dir.exists():
+                shutil.rmtree(self.run_dir)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        dd.barrier()  # the other ranks read the run folder as rank 0 left it
         try:
             self.state = json.loads(state_file.read_text()) if resume and state_file.exists() else {"stages": {}}
         except ValueError:
             self.state = {"stages": {}}
 
     def _save_state(self) -> None:
+        if not dd.leader():
+            return
         tmp = self.run_dir / "state.json.tmp"
         try:
             tmp.write_text(json.dumps(self.state, indent=2))
@@ -211,7 +218,7 @@ class Run:
             [f"member={self._lineage_key(spec.stage(n))}" for n in stage.ensemble]
         return _hash(stage.model, spec.model_spec(stage.model).model_dump(), stage.method, spec.params_of(stage),
                      spec.train_of(stage).model_dump(), spec.normalize, self.data.checksum, spec.seed,
-                     self.device.type, *extra)
+                     self.device.type, *extra, *_world())
 
     def _read_cache(self, stage: StageSpec) -> dict | None:
         path = self._cache_file(stage)
@@ -220,6 +227,8 @@ class Run:
         try:
             return torch.load(path, map_location=self.device, weights_only=True)
         except Exception as exc:
+            if not dd.leader():  # rank 0 sets it aside and says so
+                return None
             aside = path.with_name(path.name + ".damaged")
             os.replace(path, aside)
             print(f"warning: the cached model {path.name} is damaged ({type(exc).__name__}); set aside as "
@@ -316,7 +325,8 @@ class Run:
         """The run is complete: its parent finished (when it owns it), stage weights cleared, lock released."""
         if self.owns_parent:
             self.tracker.finish(self.parent)
-        for leftover in self.run_dir.glob("*.weights.pt"):
+        dd.barrier()
+        for leftover in self.run_dir.glob("*.weights.pt") if dd.leader() else []:
             leftover.unlink()
         self.lock.release()
 
@@ -382,12 +392,14 @@ class Run:
         self.models[stage.name] = model
         self.method_states[stage.name] = {k: v.detach().cpu() for k, v in objective.state_dict().items()}
         saved = {"state_dict": fit.best_state, "method_state": self.method_states[stage.name]}
-        if cacheable:
-            trainer.save_atomic({**saved, "result": asdict(result)}, self._cache_file(stage))
-        elif any(stage.name in (s.teacher, s.init, s.method_from, *s.ensemble) for s in self.spec.stages):
-            trainer.save_atomic(saved, self.run_dir / f"{stage.name}.weights.pt")
-        checkpoint.unlink(missing_ok=True)
-        self._register(stage, result, model, saved)
+        if dd.leader():  # under torchrun every rank holds the model; rank 0 keeps it
+            if cacheable:
+                trainer.save_atomic({**saved, "result": asdict(result)}, self._cache_file(stage))
+            elif any(stage.name in (s.teacher, s.init, s.method_from, *s.ensemble) for s in self.spec.stages):
+                trainer.save_atomic(saved, self.run_dir / f"{stage.name}.weights.pt")
+            checkpoint.unlink(missing_ok=True)
+            self._register(stage, result, model, saved)
+        dd.barrier()
         return result
 
     def _register(self, stage: StageSpec, result: StageResult, model: torch.nn.Module, saved: dict) -> None:
@@ -460,6 +472,8 @@ class Run:
                                       "test_acc_last": result.test_acc_last, "best_epoch": best_epoch,
                                       "epochs": epochs, "wall_seconds": result.wall_seconds,
                                       "n_params": result.n_params})
+        if not dd.leader():
+            return result
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             (folder / "resolved.yaml").write_text(resolved_yaml(self.spec), encoding="utf-8")
@@ -515,6 +529,11 @@ class Run:
         if stage.peers > 1:  # a reused cohort still shows one child run per peer
             self._track_peers(stage, model)
         return result
+
+
+def _world() -> list[str]:
+    """Part of a run's and a model's key under torchrun: N processes do not give one process's numbers."""
+    return [f"world={dd.world()}"] if dd.world() > 1 else []
 
 
 def _flat(spec: RunSpec) -> dict[str, str]:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from paperlab.errors import PaperlabError
+from paperlab.lab import distributed as dd
 from paperlab.lab.distillers.base import FEATURES, Batch
 from paperlab.lab.nets import Out, as_out
 from paperlab.lab.spec import TrainSpec
@@ -179,6 +180,12 @@ def _floats(out: Out) -> Out:
                f(out.peers))
 
 
+def _val_error(model, x: torch.Tensor, y: torch.Tensor) -> int:
+    """Validation errors; each rank counts its own slice and the counts are summed."""
+    part = slice(dd.rank() * len(y) // dd.world(), (dd.rank() + 1) * len(y) // dd.world())
+    return int(dd.total((predict(model, x[part]).argmax(1) != y[part]).sum()))
+
+
 def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: str, augment: Augment | None = None,
         teacher: torch.nn.Module | None = None, checkpoint: Path | None = None, resume: bool = False,
         on_epoch: Callable[[EpochLog], None] | None = None) -> FitResult:
@@ -209,12 +216,14 @@ def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: s
     n = len(data.x_train)
     from paperlab.lab.progress import for_terminal
 
-    progress = for_terminal(label, spec.epochs, steps_per_epoch)
+    net, method = dd.wrap(model), dd.wrap(objective, buffers=False)  # the identity in a single process
+    lane = dd.rank() * 1_000_003  # ranks draw their own dropout and augmentation; 0 in a single process
+    progress = for_terminal(label if dd.leader() else None, spec.epochs, steps_per_epoch)
     try:
         for epoch in range(start_epoch, spec.epochs + 1):
-            torch.manual_seed(seed * 100_003 + epoch)  # dropout, a method's sampling
+            torch.manual_seed(seed * 100_003 + epoch + lane)  # dropout, a method's sampling
             order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7_919 + epoch)).to(device)
-            draws = torch.Generator(device=device).manual_seed(seed * 7_919 + epoch)  # augmentation, on the device
+            draws = torch.Generator(device=device).manual_seed(seed * 7_919 + epoch + lane)  # augmentation
             for group in optimizer.param_groups:
                 if "momentum" in group:
                     group["momentum"] = spec.momentum_at(epoch - 1)
@@ -224,7 +233,7 @@ def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: s
             total = torch.zeros((), device=device)
             terms_total: dict[str, torch.Tensor] = {}
             for step in range(steps_per_epoch):
-                idx = order[step * spec.batch_size:(step + 1) * spec.batch_size]
+                idx, weight = dd.shard(order[step * spec.batch_size:(step + 1) * spec.batch_size])  # this rank's
                 x = augment(data.x_train[idx], draws)
                 t_out = None
                 if uses_teacher:
@@ -234,35 +243,36 @@ def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: s
                         with torch.no_grad(), autocast:
                             t_out = _floats(as_out(teacher(x, features=wants_features)))
                 with autocast:
-                    s_out = as_out(model(x, features=True) if wants_features else model(x))
+                    s_out = as_out(net(x, features=True) if wants_features else net(x))
                 batch = Batch(x, data.y_train[idx], idx, epoch, (epoch - 1 + step / steps_per_epoch) / spec.epochs)
-                loss, terms = objective(_floats(s_out), t_out, batch)
+                loss, terms = method(_floats(s_out), t_out, batch)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss if weight == 1.0 else loss * weight).backward()
                 optimizer.step()
                 if hasattr(model, "apply_constraints"):
                     model.apply_constraints()
-                total += loss.detach() * len(idx)
+                rows = len(idx) if weight else 0
+                total += loss.detach() * rows
                 for key, value in terms.items():
-                    terms_total[key] = terms_total.get(key, 0) + value.detach() * len(idx)
+                    terms_total[key] = terms_total.get(key, 0) + value.detach() * rows
                 progress.step()
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
-            train_loss = float(total) / n  # one device sync per epoch
+            train_loss = float(dd.total(total)) / n  # one device sync per epoch
             if not math.isfinite(train_loss):
                 raise PaperlabError(f"{label}: the training loss became {train_loss} in epoch {epoch}; "
                                     f"lower train.lr (now {spec.lr}) and run again")
-            val_error = int((predict(model, data.x_val).argmax(1) != data.y_val).sum())
+            val_error = _val_error(model, data.x_val, data.y_val)
             seconds = time.perf_counter() - started
             log = EpochLog(epoch, train_loss, val_error, 1 - val_error / len(data.y_val), lr, seconds,
-                           n / seconds, {k: float(v) / n for k, v in terms_total.items()})
+                           n / seconds, {k: float(dd.total(v)) / n for k, v in terms_total.items()})
             history.append(log)
             if best_error is None or val_error < best_error:
                 best_epoch, best_error, best_state = epoch, val_error, _cpu_state(model)
             if on_epoch is not None:
                 on_epoch(log)
             progress.epoch(log)
-            if checkpoint is not None:
+            if checkpoint is not None and dd.leader():
                 save_atomic({"model": model.state_dict(), "objective": objective.state_dict(),
                                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                    "history": [asdict(h) for h in history], "best_epoch": best_epoch,

@@ -23,6 +23,7 @@ from pydantic import Field
 from torch import nn
 
 from paperlab.errors import BadInput
+from paperlab.lab import distributed as dd
 from paperlab.lab.distillers.base import Distiller, Params, probe, register
 
 EPS = 1e-7
@@ -86,8 +87,8 @@ class CRD(Distiller):
 
     def _scores(self, bank: torch.Tensor, idx: torch.Tensor, v: torch.Tensor, side: int) -> torch.Tensor:
         raw = torch.exp(torch.bmm(bank[idx], v[:, :, None]).squeeze(2) / self.p.nce_t)
-        if self.z[side] < 0:
-            self.z[side] = (raw.mean() * self.n).detach()
+        if self.z[side] < 0:  # under torchrun: the mean over every rank's batch, so that all ranks agree
+            self.z[side] = (dd.total(raw.mean()) / dd.world() * self.n).detach()
         return raw / self.z[side].clone()  # a copy: the bank of the other side may set z in place
 
     def forward(self, s, t, b):
@@ -97,8 +98,9 @@ class CRD(Distiller):
         loss_t = nce_loss(self._scores(self.bank_s, idx, vt, 1), self.n)  # teacher anchor, student bank
         with torch.no_grad():
             m = self.p.momentum
-            self.bank_s[b.index] = F.normalize(self.bank_s[b.index] * m + vs.detach() * (1 - m), dim=1)
-            self.bank_t[b.index] = F.normalize(self.bank_t[b.index] * m + vt.detach() * (1 - m), dim=1)
+            index, vs, vt = dd.gather(b.index, vs.detach(), vt.detach())  # under torchrun: every rank's rows
+            self.bank_s[index] = F.normalize(self.bank_s[index] * m + vs * (1 - m), dim=1)
+            self.bank_t[index] = F.normalize(self.bank_t[index] * m + vt * (1 - m), dim=1)
         ce = F.cross_entropy(s.logits, b.y)
         crd = loss_s + loss_t
         return self.p.ce_weight * ce + self.p.beta * crd, {"ce": ce, "crd": crd}
