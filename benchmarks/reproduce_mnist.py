@@ -2,7 +2,7 @@
 baseline student and distilled student, test errors at the best and the last epoch, the paper's numbers,
 errors saved and gap closed, and the wall time. Not part of CI (minutes to hours).
 
-    python benchmarks/reproduce_mnist.py --profile fast                 # ~25 min on 2 CPU cores
+    python benchmarks/reproduce_mnist.py --profile fast                 # 120 epochs: ~45 min on 2 CPU cores
     python benchmarks/reproduce_mnist.py --profile paper                # 3,000 epochs: ~9.5 h on 2 cores
     python benchmarks/reproduce_mnist.py --template kd-hinton-omit3 --profile fast
 
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/mnist"))
     parser.add_argument("--home", default=None, help="workspace (default: a temporary folder)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--set", action="append", default=[], help="key=value, as for paperlab run")
     args = parser.parse_args()
     if not (Path(args.data_dir) / "train-images-idx3-ubyte.gz").exists():
         sys.exit(f"MNIST is not at {args.data_dir}: give --data-dir with the four IDX files")
@@ -37,7 +38,8 @@ def main() -> None:
     started = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "paperlab", "run", args.template, "--profile", args.profile,
                           "--data-dir", args.data_dir, "--seed", str(args.seed), "--device", args.device,
-                          "--json", "--resume"], env=env, capture_output=True, text=True)
+                          "--json", "--resume", *[a for kv in args.set for a in ("--set", kv)]],
+                         env=env, capture_output=True, text=True)
     if out.returncode:
         sys.exit(out.stderr.strip().splitlines()[-1])
     stages = {s["stage"]: s for s in json.loads(out.stdout)["stages"]}
@@ -45,7 +47,9 @@ def main() -> None:
     from paperlab.lab.effect import effect, summarise
     from paperlab.lab.templates import load
 
-    spec = load(args.template, args.profile)
+    from paperlab.lab.templates import parse_sets
+
+    spec = load(args.template, args.profile, parse_sets(args.set))
     print(f"{args.template} / {args.profile} on MNIST, seed {args.seed}: {wall / 60:.1f} min in all")
     print("| stage | test errors, best epoch (of 10,000) | last epoch | paper | s |")
     print("| --- | --- | --- | --- | --- |")

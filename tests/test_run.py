@@ -115,7 +115,7 @@ def test_bad_overrides_and_template_names(cli):
     assert "temperature: 4" in shown and "dataset: digits" in shown
     # profiles joined by '+' merge in order: the fast recipe with the 7-and-8-only transfer set
     shown = cli("templates", "show", "kd-hinton-omit3", "--profile", "fast+only-7-8").out
-    assert "name: kd78" in shown and "epochs: 40" in shown and "name: student" not in shown
+    assert "name: kd78" in shown and "epochs: 120" in shown and "name: student" not in shown
     r = cli("run", "kd-hinton-omit3", "--profile", "fast+only-7+8")
     assert r.code == 2 and "no profile 'only-7'" in r.err and "join several with '+'" in r.err
 
