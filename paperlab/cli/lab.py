@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -110,9 +109,10 @@ def run(
         print(f"profile paper (the paper's own recipe): {took} on {found.type}{hint}", file=sys.stderr)
     result = Run(spec, _settings(), device, data_dir, resume, retrain_teacher, " ".join(["paperlab", *sys.argv[1:]])
                  ).run_all(only)
-    if not dd.leader():  # rank 0 reports for all
-        return dd.stop()
+    speaks = dd.leader()  # rank 0 reports for all
     dd.stop()
+    if not speaks:
+        return
     _link_paper(spec)
     if as_json:
         return print_json({"parent_run_id": result.parent_run_id, "device": result.device,
@@ -186,7 +186,9 @@ def sweep(
     from paperlab.lab.templates import parse_sets
 
     command = " ".join(["paperlab", *sys.argv[1:]])
-    if os.environ.get("WORLD_SIZE", "1") != "1":
+    from paperlab.lab import distributed as dd
+
+    if dd.launched():
         from paperlab.errors import BadInput
 
         raise BadInput("a sweep runs in one process, not under torchrun; share its points out with --study "

@@ -5,21 +5,6 @@ from __future__ import annotations
 import sys
 
 
-class Silent:
-    """A worker other than rank 0 under torchrun: rank 0 speaks for all."""
-    def __init__(self, *_):
-        pass
-
-    def step(self) -> None:
-        pass
-
-    def epoch(self, log) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 class EpochLines:
     def __init__(self, label: str, epochs: int, steps_per_epoch: int):
         self.label, self.epochs = label, epochs
@@ -60,7 +45,13 @@ class RichBar(EpochLines):
         self.progress.stop()
 
 
-def for_terminal(label: str | None, epochs: int, steps_per_epoch: int) -> EpochLines | Silent:
+class Silent(EpochLines):
+    """A worker other than rank 0 under torchrun: rank 0 speaks for all."""
+    def epoch(self, log) -> None:
+        pass
+
+
+def for_terminal(label: str | None, epochs: int, steps_per_epoch: int) -> EpochLines:
     """Progress for `label`; None: say nothing (a rank other than 0)."""
     kind = Silent if label is None else RichBar if sys.stderr.isatty() else EpochLines
     return kind(label, epochs, steps_per_epoch)
