@@ -70,11 +70,19 @@ def test_two_workers_match_one_process_and_a_killed_worker_is_resumed(sh, home, 
     assert {r["status"] for r in runs} == {"FINISHED"} and len({r["parent_run_id"] for r in runs}) == 1
 
 
-def test_nproc_is_refused_where_it_cannot_run(sh):
+def test_nproc_is_refused_where_it_cannot_run(sh, tmp_path):
     r = sh("run", "kd-hinton", "--profile", "smoke", "--device", "cuda", "--nproc", "2")
     assert r.code == 1 and r.err.strip() == ("error: --nproc 2: this machine has 0 CUDA devices; give at most that "
                                              "many, or --device cpu")
     r = sh("run", "kd-hinton", "--profile", "smoke", "--nproc", "0")
     assert r.code == 2
+    r = sh("run", "kd-hinton", "--profile", "smoke", "--nproc", "2", env={"WORLD_SIZE": "2"})
+    assert r.code == 2 and r.err.strip() == ("error: --nproc: this is already a torchrun worker; give --nproc to "
+                                             "paperlab, or run torchrun")
+    # bad input met by every worker (a dataset that is not there): said once, with one process's exit code
+    r = sh("run", "kd-hinton", "--profile", "smoke", "--device", "cpu", "--nproc", "2", "--dataset", "mnist",
+           "--data-dir", str(tmp_path))
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+    assert r.err.startswith(f"error: {tmp_path} lacks train-images-idx3-ubyte")
     r = sh("sweep", "kd-hinton", "--profile", "smoke", env={"WORLD_SIZE": "2"})
     assert r.code == 2 and "not under torchrun" in r.err

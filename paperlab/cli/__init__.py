@@ -120,6 +120,9 @@ def main() -> None:
             raise
         from paperlab.cli.output import error_line
 
+        from paperlab.errors import tell_launcher
+
         message, code = _one_line(exc)
-        error_line(message)
+        if not tell_launcher(message, code):
+            error_line(message)
     sys.exit(code if isinstance(code, int) else 0)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 from datetime import timedelta
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -116,8 +118,8 @@ def wrap(module: torch.nn.Module, buffers: bool = True) -> torch.nn.Module:
 
 def launch(nproc: int, args: list[str], device: str) -> int:
     """`paperlab ARGS` on `nproc` workers of this machine through torchrun's launcher (standalone rendezvous
-    on a free local port); the exit code. A worker that fails ends the others: rank 0's own error has been
-    said already; any other failure is named here in one line."""
+    on a free local port); the exit code. A worker that fails ends the others; the workers do not print their
+    errors but hand them here (errors.tell_launcher), so that one line is said once (`_failed`)."""
     import logging
     import uuid
 
@@ -125,7 +127,7 @@ def launch(nproc: int, args: list[str], device: str) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    from paperlab.errors import PaperlabError
+    from paperlab.errors import WORKER_ERRORS, PaperlabError, told_launcher
 
     if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))  # no oversubscription
@@ -135,19 +137,34 @@ def launch(nproc: int, args: list[str], device: str) -> int:
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
                           rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, start_method="spawn")
     logging.disable(logging.CRITICAL)  # the launcher's own log lines: its failure report is ours, in one line
-    try:
-        elastic_launch(config, sys.executable)("-m", "paperlab", *args)
-    except SignalException as exc:  # Ctrl-C or a kill: the workers had it too, and rank 0 said so
-        return 128 + int(exc.sigval)
-    except ChildFailedError as exc:
-        worker, failure = min(exc.failures.items(), key=lambda kv: kv[1].timestamp)
-        code = failure.exitcode
-        if worker == 0 and code > 0:
-            return code
+    with tempfile.TemporaryDirectory(prefix="paperlab-workers-") as errors:
+        os.environ[WORKER_ERRORS] = errors
+        try:
+            elastic_launch(config, sys.executable)("-m", "paperlab", *args)
+        except SignalException as exc:  # Ctrl-C or a kill: the workers had it too, and rank 0 said so
+            return 128 + int(exc.sigval)
+        except ChildFailedError as exc:
+            _failed(exc.failures, told_launcher(errors), nproc)
+        finally:
+            logging.disable(logging.NOTSET)
+            os.environ.pop(WORKER_ERRORS, None)
+    return 0
+
+
+def _failed(failures: dict, told: dict[int, tuple[int, str]], nproc: int) -> NoReturn:
+    """The one line for workers that failed, raised: a worker killed from outside first (the others were stopped
+    because of it), else rank 0's own error (or the lowest rank's) as the worker said it, with its exit code."""
+    from paperlab.errors import PaperlabError
+
+    killed = sorted((f.timestamp, rank, f.exitcode) for rank, f in failures.items()
+                    if f.exitcode < 0 and f.exitcode != -signal.SIGTERM)
+    if killed or not told:
+        _, worker, code = killed[0] if killed else min((f.timestamp, r, f.exitcode) for r, f in failures.items())
         how = f"was killed by {signal.Signals(-code).name}" if code < 0 else \
             f"failed with exit code {code} (--debug shows its error)"
         raise PaperlabError(f"worker {worker} of {nproc} {how}, so the run stopped; the same command with "
-                            f"--resume continues it") from None
-    finally:
-        logging.disable(logging.NOTSET)
-    return 0
+                            f"--resume continues it")
+    code, message = told[min(told)]
+    said = PaperlabError(message)
+    said.exit_code = code  # bad input stays exit 2
+    raise said
