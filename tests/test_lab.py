@@ -17,7 +17,8 @@ from fake_cifar import make as make_cifar
 METHOD_TEMPLATES = ["kd-cifar", "fitnet", "at", "dkd", "crd"]
 PUBLISHED = {"resnet8x4": 1_233_540, "resnet32x4": 7_433_860, "wrn_40_2": 2_255_156, "wrn_16_2": 703_284,
              "wrn_40_1": 569_780, "resnet56": 861_620, "resnet20": 278_324, "resnet32": 472_756,
-             "resnet110": 1_736_564, "vgg13": 9_462_180, "vgg8": 3_965_028}
+             "resnet110": 1_736_564, "vgg13": 9_462_180, "vgg8": 3_965_028,
+             "resnet18": 11_220_132}  # BYOT's CIFAR ResNet18: 11.22 M in mmrazor's table (configs/distill/mmcls/byot)
 
 
 def test_cifar_nets_have_the_published_parameter_counts_and_features():
@@ -39,6 +40,7 @@ def test_templates_list_their_paper_method_dataset_and_pairs(cli):
     assert rows["crd"]["paper"] == "1910.10699" and rows["crd"]["method"] == "crd"
     assert rows["dkd"]["dataset"] == "cifar100" and rows["dkd"]["pairs"][0] == "resnet32x4->resnet8x4"
     assert "wrn_40_2->wrn_16_2" in rows["fitnet"]["pairs"]
+    assert rows["byot"]["pairs"][0] == "none->resnet18" and "crd" in rows["byot"]["profiles"]  # its paper's net
 
 
 def test_every_method_template_smoke_run_passes_and_is_deterministic(cli, home):

@@ -382,3 +382,52 @@ def test_ft_paraphraser_phase_leaves_the_teacher_s_weights_alone():
     optimizer.step()
     assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters()))
     assert any(p.grad is not None for p in phase.parameters())
+
+
+def test_byot_each_head_learns_from_labels_the_deepest_classifier_and_its_features_by_hand():
+    """loss = CE(deepest) + sum over heads of (1-a) CE(head) + a T^2 KL(deepest^T || head^T) + lam ||f_i - f_C||^2,
+    from the heads' own outputs, summed in plain Python; the deepest classifier is not moved by what it teaches."""
+    student, _, info = _cnn_pair()
+    a, t, lam = 0.25, 2.0, 0.5
+    byot = _method("byot", {"alpha": a, "temperature": t, "lam": lam, "skip": 0}, student, None, info).eval()
+    x, y = torch.randn(2, 1, 8, 8), [0, 2]
+    out = student(x, features=True)
+    out.logits.retain_grad()
+    loss, terms = byot(out, None, _batch(y))
+    deep, f_c = out.logits.tolist(), out.pooled.tolist()
+    ce = lambda logits, labels: -sum(math.log(_softmax(r)[c]) for r, c in zip(logits, labels)) / len(labels)  # noqa: E731
+    by_hand = ce(deep, y)
+    for head, f in zip(byot.heads, out.feats[:-1]):
+        logits, pooled = (v.tolist() for v in head(f))
+        kl = sum(sum(p * math.log(p / q) for p, q in zip(_softmax(d, t), _softmax(h, t)))
+                 for d, h in zip(deep, logits)) / 2 * t * t
+        hint = sum(sum((u - v) ** 2 for u, v in zip(pi, pc)) for pi, pc in zip(pooled, f_c)) / 2
+        by_hand += (1 - a) * ce(logits, y) + a * kl + lam * hint
+    assert len(byot.heads) == 2 and loss.item() == pytest.approx(by_hand, rel=1e-5)
+    assert terms["ce"].item() == pytest.approx(ce(deep, y), rel=1e-6)
+    loss.backward()  # the deepest logits' gradient is their own CE's alone: (softmax - onehot) / batch
+    expected = [[(p - (c == k)) / 2 for k, p in enumerate(_softmax(r))] for r, c in zip(deep, y)]
+    assert out.logits.grad.flatten().tolist() == pytest.approx(sum(expected, []), abs=1e-6)
+
+
+def test_byot_bottleneck_heads_shrink_each_map_to_the_deepest_size_with_one_strided_conv():
+    student, _, info = _cnn_pair()  # maps of 8x8, 4x4 and 2x2
+    byot = _method("byot", {"skip": 0, "head": "bottleneck"}, student, None, info)
+    strides = [[m.stride[0] for m in h.bottleneck if isinstance(m, torch.nn.Conv2d)] for h in byot.heads]
+    widths = [[m.out_channels for m in h.bottleneck if isinstance(m, torch.nn.Conv2d)] for h in byot.heads]
+    assert strides == [[1, 4, 1], [1, 2, 1]] and widths == [[4, 4, 16], [4, 4, 16]]
+    loss, _ = byot(student(torch.randn(3, 1, 8, 8), features=True), None, _batch([1, 2, 3]))
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in byot.parameters())
+
+
+def test_byot_paper_profile_puts_bottleneck_heads_on_resnet18s_first_three_stages():
+    from paperlab.lab.distillers import Info
+    from paperlab.lab.nets import build
+    from paperlab.lab.templates import load
+
+    spec = load("byot")
+    net = build(spec.student.net, (3, 32, 32), 100)
+    byot = _method("byot", spec.distill, net, None, Info((3, 32, 32), 100, torch.zeros(4, dtype=torch.long)))
+    strides = [[m.stride[0] for m in h.bottleneck if isinstance(m, torch.nn.Conv2d)][1] for h in byot.heads]
+    assert strides == [8, 4, 2] and [h.fc.in_features for h in byot.heads] == [512] * 3

@@ -55,8 +55,11 @@ def raw(name: str) -> dict[str, Any]:
 
 
 def pairs(data: dict[str, Any]) -> list[str]:
-    """The teacher -> student pairs a template runs or carries claims for, its own first."""
-    own = f"{data['teacher']['net']['kind']}->{data['student']['net']['kind']}"
+    """The teacher -> student pairs a template runs (under its paper profile) or carries claims for, its own
+    first; 'none' where no stage trains the teacher model (self-distillation, peers, generations)."""
+    paper = _merge(data, (data.get("profiles") or {}).get("paper") or {})
+    trained = any(stage.get("model") == "teacher" for stage in paper.get("stages", []))
+    own = f"{paper['teacher']['net']['kind'] if trained else 'none'}->{paper['student']['net']['kind']}"
     claimed = {f"{c['teacher_net']}->{c['student_net']}" for c in data.get("claims", [])
                if c.get("teacher_net") and c.get("student_net")}
     return [own, *sorted(claimed - {own})]

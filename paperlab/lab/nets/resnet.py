@@ -1,6 +1,8 @@
 """CIFAR ResNets (He et al. 2016, section 4.2) as the distillation benchmarks define them: resnet8..110 with
-16-16-32-64 channels and resnet8x4 / resnet32x4 with 32-64-128-256. Features: the stem and the three
-stages; pre-activations: the same before the last ReLU of each stage."""
+16-16-32-64 channels and resnet8x4 / resnet32x4 with 32-64-128-256; and resnet18, the ImageNet ResNet-18
+adapted to 32x32 inputs as BYOT (1905.08094) and Tf-KD train it on CIFAR-100: a 3x3 stem without max-pool,
+then four stages of two basic blocks, 64-128-256-512 channels. Features: the stem and every stage;
+pre-activations: the same before the last ReLU of each stage."""
 
 from __future__ import annotations
 
@@ -25,17 +27,17 @@ class Block(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    def __init__(self, depth: int, widths: tuple[int, int, int, int], in_channels: int, classes: int):
+    def __init__(self, blocks: tuple[int, ...], widths: tuple[int, ...], in_channels: int, classes: int):
+        """`widths`: the stem's channels, then each stage's; `blocks`: the basic blocks of each stage."""
         super().__init__()
-        n = (depth - 2) // 6
         self.conv1, self.bn1 = conv3x3(in_channels, widths[0]), nn.BatchNorm2d(widths[0])
         self.stages = nn.ModuleList()
         cin = widths[0]
-        for i, cout in enumerate(widths[1:]):
+        for i, (n, cout) in enumerate(zip(blocks, widths[1:])):
             self.stages.append(nn.ModuleList(Block(cin if j == 0 else cout, cout, 2 if i and j == 0 else 1)
                                              for j in range(n)))
             cin = cout
-        self.fc = nn.Linear(widths[3], classes)
+        self.fc = nn.Linear(widths[-1], classes)
         conv_init(self)
 
     def forward(self, x: torch.Tensor, features: bool = False):
@@ -53,5 +55,6 @@ class CifarResNet(nn.Module):
         return Out(logits, feats, preact, pooled) if features else logits
 
 
-RESNETS = {f"resnet{d}": (d, (16, 16, 32, 64)) for d in (8, 14, 20, 32, 44, 56, 110)}
-RESNETS.update({"resnet8x4": (8, (32, 64, 128, 256)), "resnet32x4": (32, (32, 64, 128, 256))})
+RESNETS = {f"resnet{d}": (((d - 2) // 6,) * 3, (16, 16, 32, 64)) for d in (8, 14, 20, 32, 44, 56, 110)}
+RESNETS.update({"resnet8x4": ((1, 1, 1), (32, 64, 128, 256)), "resnet32x4": ((5, 5, 5), (32, 64, 128, 256)),
+                "resnet18": ((2, 2, 2, 2), (64, 64, 128, 256, 512))})
