@@ -115,16 +115,19 @@ def test_ctkd_temperature_rises_against_the_student_by_a_reversed_gradient():
 
 
 def test_tfkd_virtual_teacher_by_hand():
-    t, a = 2.0, 0.9
+    """The authors' code: KL(softmax(v / T) || softmax(s)), the student unsoftened; the paper's equation
+    (soften_student) divides the student by T too and multiplies by T^2."""
+    t, a, alpha = 2.0, 0.9, 0.25
     virtual = [[0.05, 0.9, 0.05], [0.05, 0.05, 0.9]]
-    reg = 0.0
-    for s_row, v_row in zip(S, virtual):
-        p_v, p_s = _softmax(v_row, t), _softmax(s_row, t)
-        reg += sum(pv * math.log(pv / qs) for pv, qs in zip(p_v, p_s))
-    reg = reg / 2 * t * t
-    loss, terms = _method("tfkd", {"correct_prob": a, "temperature": t, "alpha": 1.0})(
-        Out(torch.tensor(S)), None, _batch([1, 2]))
-    assert terms["reg"].item() == pytest.approx(reg, rel=1e-5) and loss.item() == pytest.approx(reg, rel=1e-5)
+    for soften in (False, True):
+        s_t = t if soften else 1.0
+        reg = sum(sum(pv * math.log(pv / qs) for pv, qs in zip(_softmax(v_row, t), _softmax(s_row, s_t)))
+                  for s_row, v_row in zip(S, virtual)) / 2 * s_t * s_t
+        ce = -(math.log(_softmax(S[0])[1]) + math.log(_softmax(S[1])[2])) / 2
+        params = {"correct_prob": a, "temperature": t, "alpha": alpha, "multiplier": 3.0, "soften_student": soften}
+        loss, terms = _method("tfkd", params)(Out(torch.tensor(S)), None, _batch([1, 2]))
+        assert terms["reg"].item() == pytest.approx(reg, rel=1e-5)
+        assert loss.item() == pytest.approx((1 - alpha) * ce + alpha * 3.0 * reg, rel=1e-5)
 
 
 def test_sp_by_hand():
