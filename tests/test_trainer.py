@@ -37,3 +37,26 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(PaperlabError, match="no CUDA device"):
             pick_device("cuda")
+
+
+def test_nesterov_momentum_is_a_recipe_setting_and_joins_the_keys_only_when_on():
+    """DML's recipe: SGD with Nesterov momentum. Off, the recipe dumps as before it existed (earlier runs'
+    keys, caches and --resume unchanged); on, it is in the dump and so in every key."""
+    from paperlab.lab.spec import TrainSpec
+    from paperlab.lab.trainer import _optimizer
+
+    base = dict(lr=0.1, batch_size=64, epochs=1, val_size=10)
+    plain, nesterov = TrainSpec(**base), TrainSpec(**base, nesterov=True)
+    assert "nesterov" not in plain.model_dump() and nesterov.model_dump()["nesterov"] is True
+    assert TrainSpec.model_validate(nesterov.model_dump()) == nesterov
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    opt = _optimizer([w], nesterov)
+    assert opt.param_groups[0]["nesterov"] is True and _optimizer([w], plain).param_groups[0]["nesterov"] is False
+    for _ in range(2):  # two steps on loss w^2: v = 0.9 v + g; w -= lr (g + 0.9 v), Nesterov's form in torch
+        opt.zero_grad()
+        (w * w).sum().backward()
+        opt.step()
+    v1 = 2.0
+    w1 = 1.0 - 0.1 * (2.0 + 0.9 * v1)
+    v2 = 0.9 * v1 + 2 * w1
+    assert w.item() == pytest.approx(w1 - 0.1 * (2 * w1 + 0.9 * v2), rel=1e-6)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_serializer, model_validator
 
 NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"  # template and stage names: they become folder and MLflow names
 CIFAR_NETS = ("resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet8x4",
@@ -65,6 +65,7 @@ class TrainSpec(Strict):
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = Field(gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False               # SGD with Nesterov momentum (DML's recipe)
     weight_decay: float = Field(0.0, ge=0, le=1)
     batch_size: PositiveInt
     epochs: PositiveInt
@@ -84,6 +85,15 @@ class TrainSpec(Strict):
             return self.momentum
         share = min(1.0, epochs_done / self.momentum_epochs)
         return self.momentum_start + share * (self.momentum - self.momentum_start)
+
+    @model_serializer(mode="wrap")
+    def _without_late_defaults(self, handler):
+        """Settings added after runs and models were keyed by this dump leave out their defaults, so the
+        keys (and --resume, and the caches) of earlier runs stay as they were."""
+        data = handler(self)
+        if not self.nesterov:
+            data.pop("nesterov", None)
+        return data
 
 
 class StageSpec(Strict):

@@ -119,7 +119,8 @@ def predict(model: torch.nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch
 def _optimizer(params: list, spec: TrainSpec):
     if spec.optimizer == "adam":
         return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
-    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
+                           nesterov=spec.nesterov)
 
 
 def _scheduler(optimizer, spec: TrainSpec):
