@@ -38,6 +38,8 @@ ARGS.add_argument("--device", default="cpu")
 ARGS.add_argument("--data-dir", type=Path, default=None)
 ARGS.add_argument("--part", choices=["mnist", "cifar", "all"], default="all")
 ARGS.add_argument("--cifar-images", type=int, default=512, help="images per measured epoch (cifar part)")
+ARGS.add_argument("--compile", default=None, help="mnist part: also train both MLPs through torch.compile in this "
+                  "mode (default, reduce-overhead, max-autotune) and compare its steady epochs with eager ones")
 
 
 def reference_loop(model, x, y, epochs, batch_size, device, teacher=None, t=20.0, alpha=0.9):
@@ -147,6 +149,27 @@ def cifar(opts) -> None:
               f"{student_rate:,.0f}/s, method): {hours:,.1f} h on {device}")
 
 
+def compiled_rates(opts, spec, shape, classes, tensors, kd_data) -> None:
+    """Eager against torch.compile(mode) on the same MLPs and data, in this run: samples/s of the epochs after
+    the first (which pays for compiling), and the first epoch's extra seconds."""
+    if opts.epochs < 2:
+        raise SystemExit("--compile needs --epochs 2 or more: the first epoch pays for compiling")
+    print(f"\n{'torch.compile ' + opts.compile:<28}{'eager samples/s':>20}{'compiled':>16}{'ratio':>8}"
+          f"{'first epoch +s':>16}")
+    for label, net_spec, data, name, params in (
+            ("teacher 784-1200-1200-10", spec.teacher.net, tensors, "ce", {}),
+            ("kd student", spec.student.net, kd_data, "kd", {"temperature": 20.0, "alpha": 0.9})):
+        runs = []
+        for mode in (None, opts.compile):
+            torch.manual_seed(0)
+            model = nets.build(net_spec, shape, classes).to(opts.device)
+            runs.append(trainer.fit(model, _objective(name, params), data, spec.train, seed=0, label="bench",
+                                    compile_mode=mode).history)
+        steady = [sum(h.samples_per_s for h in run[1:]) / len(run[1:]) for run in runs]
+        extra = runs[1][0].epoch_seconds - runs[0][0].epoch_seconds
+        print(f"{label:<28}{steady[0]:>20,.0f}{steady[1]:>16,.0f}{steady[1] / steady[0]:>8.2f}{extra:>16.1f}")
+
+
 def main() -> None:
     opts = ARGS.parse_args()
     if opts.part in ("cifar", "all"):
@@ -196,6 +219,8 @@ def mnist(opts) -> None:
     print(f"\n{'stage':<28}{'reference samples/s':>20}{'ours samples/s':>16}{'ratio':>8}")
     print(f"{'teacher 784-1200-1200-10':<28}{ref_teacher:>20,.0f}{ours_teacher:>16,.0f}{ours_teacher / ref_teacher:>8.2f}")
     print(f"{'kd (student + teacher)':<28}{ref_kd:>20,.0f}{ours_kd:>16,.0f}{ours_kd / ref_kd:>8.2f}")
+    if opts.compile:
+        compiled_rates(opts, spec, shape, classes, tensors, kd_data)
 
     # MLflow's share: a real tracked stage (student, same epochs) with every Tracker call timed
     from paperlab.lab import runner, tracking

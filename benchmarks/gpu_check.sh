@@ -16,6 +16,11 @@ mkdir -p "$OUT"
     echo "$profile on cuda: $(python3 -c "print(round($(date +%s.%N) - $start, 1))") s wall"; cat "$OUT/$profile.json"
   done
   timeout 180 python3 benchmarks/bench_trainer.py --part mnist --device cuda --data-dir .data/fashion-mnist --epochs 3
+  # issue 11: the MLPs through torch.compile against eager, same run: CUDA graphs, then fusion alone
+  for mode in reduce-overhead default; do
+    timeout 150 python3 benchmarks/bench_trainer.py --part mnist --device cuda --data-dir .data/fashion-mnist \
+      --epochs 3 --compile $mode 2>&1 | grep -A3 "torch.compile" || echo "compile $mode failed"
+  done
   # issue 7: resnet32x4 -> resnet8x4 at batch 64 (kd, crd) against a DataLoader-style loop, and the projected
   # wall time of one 240-epoch CIFAR-100 run
   timeout 240 python3 benchmarks/bench_trainer.py --part cifar --device cuda --cifar-images 4096

@@ -68,6 +68,9 @@ def test_21_the_whole_spec_is_validated_before_anything_runs(cli, home):
         assert len(r.err.strip().splitlines()) == 1, r.err
     r = cli(*SMOKE, "--set", "profile=paper")
     assert r.code == 2 and "use --profile" in r.err
+    r = cli(*SMOKE, "--compile", "fast")
+    assert r.code == 2 and r.err.strip() == ("error: --compile 'fast': give one of off, default, reduce-overhead, "
+                                             "max-autotune"), r.err
     assert not (home / "mlflow.db").exists()  # nothing ran, no RUNNING run left behind
 
 

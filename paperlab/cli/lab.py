@@ -76,9 +76,18 @@ def run(
     as_json: bool = typer.Option(False, "--json"),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Train on N processes of this machine (torchrun, "
                                                           "DistributedDataParallel): one per GPU, or CPU processes."),
+    compile_mode: str = typer.Option("off", "--compile", help="Run the nets through torch.compile: default, "
+                                     "reduce-overhead (CUDA graphs on a GPU) or max-autotune; off (the default) "
+                                     "trains eagerly."),
 ) -> None:
     """Train teacher, baseline student and distilled student; track everything in MLflow."""
     from paperlab.lab.templates import load, parse_sets
+
+    modes = ("off", "default", "reduce-overhead", "max-autotune")  # trainer.COMPILE_MODES and off; torch not yet
+    if compile_mode not in modes:
+        from paperlab.errors import BadInput
+
+        raise BadInput(f"--compile {compile_mode[:40]!r}: give one of {', '.join(modes)}")
 
     sets = parse_sets(set_)
     for key, value in (("seed", seed), ("dataset", dataset), ("train.epochs", epochs)):
@@ -107,8 +116,8 @@ def run(
         hint = "; try --profile quick on a CPU" if found.type == "cpu" else ""
         took = f"about {minutes:g} min" if minutes is not None else "not yet measured"
         print(f"profile paper (the paper's own recipe): {took} on {found.type}{hint}", file=sys.stderr)
-    result = Run(spec, _settings(), device, data_dir, resume, retrain_teacher, " ".join(["paperlab", *sys.argv[1:]])
-                 ).run_all(only)
+    result = Run(spec, _settings(), device, data_dir, resume, retrain_teacher, " ".join(["paperlab", *sys.argv[1:]]),
+                 compile_mode=None if compile_mode == "off" else compile_mode).run_all(only)
     speaks = dd.leader()  # rank 0 reports for all
     dd.stop()
     if not speaks:

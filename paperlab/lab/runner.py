@@ -79,7 +79,9 @@ class Run:
     def __init__(self, spec: RunSpec, settings: Settings, device: str = "auto", data_dir: Path | None = None,
                  resume: bool = False, retrain: bool = False, command: str = "",
                  parent_run_id: str | None = None, extra_tags: dict[str, str] | None = None,
-                 tracker=None, dataset: datasets.Dataset | None = None):
+                 tracker=None, dataset: datasets.Dataset | None = None, compile_mode: str | None = None):
+        """`compile_mode`: train the nets' forward through torch.compile in this mode (trainer.compiled); an
+        execution setting like the device, so it joins no key: a compiled run resumes an eager one."""
         from filelock import FileLock, Timeout
 
         from paperlab.lab.tracking import Muted, Tracker
@@ -94,6 +96,7 @@ class Run:
         for note in self.notes if dd.leader() else []:
             print(f"note: {note}", file=sys.stderr)
         self.retrain = retrain
+        self.compile_mode = compile_mode
         self.prefit: dict[str, trainer.FitResult] = {}  # stages trained elsewhere as copies of a batched model
         self.batched: dict[str, int] = {}  # ... and how many copies that model had
         self.command = command
@@ -123,7 +126,8 @@ class Run:
                      "paperlab.dataset": spec.dataset, "paperlab.dataset_sha256": self.data.checksum,
                      "paperlab.teacher_net": spec.teacher.net.kind, "paperlab.student_net": spec.student.net.kind,
                      "paperlab.seed": str(spec.seed), "paperlab.command": command,
-                     **({"paperlab.processes": str(dd.world())} if dd.world() > 1 else {}), **(extra_tags or {})}
+                     **({"paperlab.processes": str(dd.world())} if dd.world() > 1 else {}),
+                     **({"paperlab.compile": compile_mode} if compile_mode else {}), **(extra_tags or {})}
         self.owns_parent = parent_run_id is None  # a sweep owns the parent of all its points
         if parent_run_id is not None:
             self.state["parent_run_id"] = parent_run_id
@@ -378,7 +382,7 @@ class Run:
             else:
                 fit = trainer.fit(model, objective, tensors, self.spec.train_of(stage), seed=self.spec.seed,
                                   label=stage.name, augment=augment, teacher=teacher, checkpoint=checkpoint,
-                                  resume=True, on_epoch=log)
+                                  resume=True, on_epoch=log, compile_mode=self.compile_mode)
             last_logits = trainer.predict(model, self.x_test)
             model.load_state_dict(fit.best_state)
             if stage.shift_classes:

@@ -187,11 +187,28 @@ def _val_error(model, x: torch.Tensor, y: torch.Tensor) -> int:
     return int(dd.total((predict(model, x[part]).argmax(1) != y[part]).sum()))
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+def compiled(module: torch.nn.Module, mode: str | None):
+    """The module's forward through `torch.compile` (mode 'reduce-overhead' replays CUDA graphs on a GPU); the
+    module itself where mode is None. Its weights are the module's own: training the one trains the other."""
+    if mode is None:
+        return module
+    if mode not in COMPILE_MODES:
+        from paperlab.errors import BadInput
+
+        raise BadInput(f"unknown compile mode {mode!r} ({', '.join(COMPILE_MODES)}, or off)")
+    return torch.compile(module, mode=mode)
+
+
 def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: str, augment: Augment | None = None,
         teacher: torch.nn.Module | None = None, checkpoint: Path | None = None, resume: bool = False,
-        on_epoch: Callable[[EpochLog], None] | None = None) -> FitResult:
+        on_epoch: Callable[[EpochLog], None] | None = None, compile_mode: str | None = None) -> FitResult:
     """Train `model` on `objective` (a `Distiller`; its own parameters train too). The teacher's outputs
-    come from `data.teacher_train` when given (logits computed once), else from `teacher` per batch."""
+    come from `data.teacher_train` when given (logits computed once), else from `teacher` per batch. With
+    `compile_mode`, the nets' forward (and so their backward) run through `torch.compile`; the method, the
+    optimizer and validation stay eager."""
     device = data.x_train.device
     augment = augment or Augment()
     optimizer = _optimizer([*model.parameters(), *objective.parameters()], spec)
@@ -218,6 +235,8 @@ def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: s
     from paperlab.lab.progress import for_terminal
 
     net, method = dd.wrap(model), dd.wrap(objective, buffers=False)  # the identity in a single process
+    net, teach = compiled(net, compile_mode), teacher if teacher is None else compiled(teacher, compile_mode)
+    graphs = compile_mode is not None and hasattr(torch.compiler, "cudagraph_mark_step_begin")
     lane = dd.rank() * 1_000_003  # ranks draw their own dropout and augmentation; 0 in a single process
     progress = for_terminal(label if dd.leader() else None, spec.epochs, steps_per_epoch)
     try:
@@ -234,6 +253,8 @@ def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: s
             total = torch.zeros((), device=device)
             terms_total: dict[str, torch.Tensor] = {}
             for step in range(steps_per_epoch):
+                if graphs:  # a new step: the previous step's graph outputs may be overwritten
+                    torch.compiler.cudagraph_mark_step_begin()
                 idx, weight = dd.shard(order[step * spec.batch_size:(step + 1) * spec.batch_size])  # this rank's
                 x = augment(data.x_train[idx], draws)
                 t_out = None
@@ -242,7 +263,7 @@ def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: s
                         t_out = Out(data.teacher_train[idx])
                     else:
                         with torch.no_grad(), autocast:
-                            t_out = _floats(as_out(teacher(x, features=wants_features)))
+                            t_out = _floats(as_out(teach(x, features=wants_features)))
                 with autocast:
                     s_out = as_out(net(x, features=True) if wants_features else net(x))
                 batch = Batch(x, data.y_train[idx], idx, epoch, (epoch - 1 + step / steps_per_epoch) / spec.epochs)
