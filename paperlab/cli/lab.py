@@ -83,7 +83,9 @@ def run(
     """Train teacher, baseline student and distilled student; track everything in MLflow."""
     from paperlab.lab.templates import load, parse_sets
 
-    modes = ("off", "default", "reduce-overhead", "max-autotune")  # trainer.COMPILE_MODES and off; torch not yet
+    from paperlab.lab.spec import COMPILE_MODES
+
+    modes = ("off", *COMPILE_MODES)
     if compile_mode not in modes:
         from paperlab.errors import BadInput
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_serializer, model_validator
 
 NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"  # template and stage names: they become folder and MLflow names
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile's modes for `run --compile`
 CIFAR_NETS = ("resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet8x4",
               "resnet32x4", "resnet18", "wrn_16_1", "wrn_16_2", "wrn_40_1", "wrn_40_2", "vgg8", "vgg11", "vgg13")
 

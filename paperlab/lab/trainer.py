@@ -21,7 +21,7 @@ from paperlab.errors import PaperlabError
 from paperlab.lab import distributed as dd
 from paperlab.lab.distillers.base import FEATURES, Batch
 from paperlab.lab.nets import Out, as_out
-from paperlab.lab.spec import TrainSpec
+from paperlab.lab.spec import COMPILE_MODES, TrainSpec
 
 
 @dataclass
@@ -185,9 +185,6 @@ def _val_error(model, x: torch.Tensor, y: torch.Tensor) -> int:
     """Validation errors; each rank counts its own slice and the counts are summed."""
     part = slice(dd.rank() * len(y) // dd.world(), (dd.rank() + 1) * len(y) // dd.world())
     return int(dd.total((predict(model, x[part]).argmax(1) != y[part]).sum()))
-
-
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
 def compiled(module: torch.nn.Module, mode: str | None):

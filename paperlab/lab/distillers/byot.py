@@ -18,9 +18,9 @@ times larger the head's map is than the deepest one), 1x1 up to the width, each 
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from typing import Literal
 
+import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
