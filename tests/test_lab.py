@@ -19,6 +19,10 @@ PUBLISHED = {"resnet8x4": 1_233_540, "resnet32x4": 7_433_860, "wrn_40_2": 2_255_
              "wrn_40_1": 569_780, "resnet56": 861_620, "resnet20": 278_324, "resnet32": 472_756,
              "resnet110": 1_736_564, "vgg13": 9_462_180, "vgg8": 3_965_028,
              "resnet18": 11_220_132}  # BYOT's CIFAR ResNet18: 11.22 M in mmrazor's table (configs/distill/mmcls/byot)
+# mean teacher's ConvNet (BN in place of weight norm + mean-only BN), summed by hand: convolutions
+# 3*128*9 + 2*128*128*9 + 128*256*9 + 2*256*256*9 + 256*512*9 + 512*256 + 256*128 = 3,116,416, BN scales and
+# shifts 2 * (3*128 + 3*256 + 512 + 256 + 128) = 4,096, the classifier 128*10 + 10
+CONVNET13 = 3_116_416 + 4_096 + 1_290
 
 
 def test_cifar_nets_have_the_published_parameter_counts_and_features():
@@ -32,6 +36,10 @@ def test_cifar_nets_have_the_published_parameter_counts_and_features():
     assert [tuple(f.shape[1:]) for f in out.feats] == [(32, 32, 32), (64, 32, 32), (128, 16, 16), (256, 8, 8)]
     assert out.pooled.shape == (2, 256) and out.logits.shape == (2, 100) and len(out.preact) == 4
     assert bool((out.feats[-1] >= 0).all())
+    convnet = build(CifarNetSpec(kind="convnet13"), (3, 32, 32), 10)
+    out = convnet(torch.zeros(2, 3, 32, 32), features=True)
+    assert n_params(convnet) == CONVNET13 and out.logits.shape == (2, 10)
+    assert [tuple(f.shape[1:]) for f in out.feats] == [(128, 32, 32), (256, 16, 16), (128, 6, 6)]
 
 
 def test_templates_list_their_paper_method_dataset_and_pairs(cli):
@@ -193,6 +201,15 @@ def test_a_method_without_a_teacher_runs_as_its_own_family(cli):
     assert all(s["test_error"] < 450 for s in stages)
     bad = cli("run", "tfkd", "--profile", "smoke", "--set", "stages=[{name: s, model: student, method: kd}]")
     assert bad.code == 2 and "method 'kd' needs a teacher" in bad.err
+    # mean teacher's input preparation on the same run: GCN + ZCA fitted on the training split, input noise,
+    # the sigmoid ramps; a new key (nothing cached is reused) and still a student that learns
+    white = cli("run", "tfkd", "--profile", "smoke", "--device", "cpu", "--json", "--set", "whiten=gcn-zca",
+                "--set", "normalize=false", "--set", "student.noise=0.1", "--set", "train.schedule=ramps",
+                "--set", "train.warmup_epochs=2", "--set", "train.rampdown_epochs=2")
+    assert white.code == 0, white.err
+    ws = white.json()["stages"]
+    assert all(s["test_error"] < 450 for s in ws) and ws[0]["test_error"] != stages[0]["test_error"]
+    assert white.json()["parent_run_id"] != r.json()["parent_run_id"]
 
 
 def test_multi_model_graphs_track_one_child_per_model_and_resume_a_cohort_after_kill_9(cli, sh, home, tmp_path):

@@ -1,5 +1,7 @@
 """Pieces of the training loop: jitter, the max-norm constraint, device choice."""
 
+import math
+
 import pytest
 import torch
 
@@ -37,6 +39,58 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(PaperlabError, match="no CUDA device"):
             pick_device("cuda")
+
+
+def test_later_settings_join_the_dumps_only_when_set():
+    """Input noise, whitening and the ramp-down came after runs were keyed by these dumps: at their defaults
+    they are left out, so earlier keys, caches and --resume stay valid; set, they are in every key."""
+    from paperlab.lab.spec import ModelSpec, TrainSpec
+    from paperlab.lab.templates import load
+
+    assert "noise" not in ModelSpec(net={"kind": "resnet8"}).model_dump()
+    assert ModelSpec(net={"kind": "resnet8"}, noise=0.15).model_dump()["noise"] == 0.15
+    base = dict(lr=0.1, batch_size=64, epochs=10, val_size=10)
+    assert "rampdown_epochs" not in TrainSpec(**base).model_dump()
+    assert TrainSpec(**base, schedule="ramps", rampdown_epochs=3).model_dump()["rampdown_epochs"] == 3
+    assert "whiten" not in load("kd-cifar", "quick").model_dump()
+    assert load("kd-cifar", "quick", {"whiten": "gcn-zca", "normalize": False}).model_dump()["whiten"] == "gcn-zca"
+    with pytest.raises(ValueError, match="belongs to schedule 'ramps'"):
+        TrainSpec(**base, rampdown_epochs=3)
+    with pytest.raises(ValueError, match="exceed the 10 epochs"):
+        TrainSpec(**base, schedule="ramps", warmup_epochs=8, rampdown_epochs=3)
+
+
+def test_mean_teachers_sigmoid_ramps_by_hand():
+    """Up as exp(-5 (1 - e/up)^2) for e < up, down as exp(-12.5 (1 - (total - e)/down)^2) over the last
+    `down` epochs (the TensorFlow code's sigmoid_rampup / sigmoid_rampdown, in epochs)."""
+    from paperlab.lab.spec import TrainSpec
+    from paperlab.lab.trainer import _scheduler, sigmoid_ramps
+
+    assert sigmoid_ramps(0, 4, 2, 10) == pytest.approx(math.exp(-5))
+    assert sigmoid_ramps(2, 4, 2, 10) == pytest.approx(math.exp(-5 * 0.25))
+    assert sigmoid_ramps(4, 4, 2, 10) == 1.0 and sigmoid_ramps(7, 4, 2, 10) == 1.0
+    assert sigmoid_ramps(8, 4, 2, 10) == pytest.approx(1.0)  # the ramp-down starts at exp(0)
+    assert sigmoid_ramps(9, 4, 2, 10) == pytest.approx(math.exp(-12.5 * 0.25))
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    spec = TrainSpec(optimizer="adam", lr=0.003, batch_size=1, epochs=10, val_size=1, schedule="ramps",
+                     warmup_epochs=4, rampdown_epochs=2)
+    opt = torch.optim.Adam([w], lr=spec.lr)
+    sched, rates = _scheduler(opt, spec), []
+    for _ in range(10):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert rates == pytest.approx([0.003 * sigmoid_ramps(e, 4, 2, 10) for e in range(10)])
+
+
+def test_input_noise_is_gaussian_of_the_given_std_and_absent_at_zero():
+    from paperlab.lab.trainer import Augment
+
+    x = torch.zeros(64, 3, 8, 8)
+    assert torch.equal(Augment()(x, torch.Generator().manual_seed(0)), x)
+    noisy = Augment(noise=0.15)(x, torch.Generator().manual_seed(0))
+    assert noisy.mean().abs().item() < 0.01 and noisy.std().item() == pytest.approx(0.15, rel=0.03)
+    assert torch.equal(noisy, Augment(noise=0.15)(x, torch.Generator().manual_seed(0)))  # seeded: resumable
 
 
 def test_nesterov_momentum_is_a_recipe_setting_and_joins_the_keys_only_when_on():
@@ -93,3 +147,26 @@ def test_a_compiled_net_trains_to_the_eager_numbers_and_a_bad_mode_is_one_line()
         assert torch.allclose(comp.last_state[k], v, atol=1e-5), k
     with pytest.raises(BadInput, match="unknown compile mode 'fast'"):
         compiled(torch.nn.Linear(1, 1), "fast")
+
+
+def test_gcn_zca_whitening_by_its_definition():
+    """GCN: each image centred, L2 norm 55. ZCA with no filter bias: the training images' covariance becomes
+    the identity, and W is symmetric (ZCA, not just any whitening); with the bias 0.1 every variance stays
+    below 1. Validation and test images take the training split's transform."""
+    from paperlab.lab.data.whiten import GcnZca, gcn
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(400, 2, 3, 3, generator=gen, dtype=torch.float64) * torch.linspace(0.5, 3, 18).view(1, 2, 3, 3)
+    g = gcn(x).reshape(400, -1)
+    assert g.mean(1).abs().max().item() < 1e-9 and g.norm(dim=1).tolist() == pytest.approx([55.0] * 400)
+    exact = GcnZca.fit(x, bias=0.0)
+    white = exact(x).reshape(400, -1)
+    cov = torch.cov(white.T)
+    # GCN removes one direction (each image's mean), so the whitened covariance is the identity less one
+    # unit eigenvector: 17 eigenvalues of 1 and one of 0
+    assert torch.linalg.eigvalsh(cov).tolist() == pytest.approx([0.0] + [1.0] * 17, abs=1e-6)
+    assert torch.allclose(exact.w, exact.w.T)
+    biased = GcnZca.fit(x)
+    assert torch.cov(biased(x).reshape(400, -1).T).diagonal().max().item() < 1.0
+    one = x[:1]
+    assert torch.allclose(biased(one), biased(x)[:1])

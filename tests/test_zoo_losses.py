@@ -434,3 +434,28 @@ def test_byot_paper_profile_puts_bottleneck_heads_on_resnet18s_first_three_stage
     byot = _method("byot", spec.distill, net, None, Info((3, 32, 32), 100, torch.zeros(4, dtype=torch.long)))
     strides = [[m.stride[0] for m in h.bottleneck if isinstance(m, torch.nn.Conv2d)][1] for h in byot.heads]
     assert strides == [8, 4, 2] and [h.fc.in_features for h in byot.heads] == [512] * 3
+
+
+def test_mean_teacher_ce_over_the_batch_and_a_teacher_with_dropout():
+    """The TensorFlow code's classification cost: the labelled examples' summed CE over the whole batch. With
+    `teacher_dropout` the EMA teacher runs in training mode while the student trains."""
+    student, _, info = _cnn_pair()
+    mt = _method("mean-teacher", {"labeled": 5, "weight": 0.0, "ce_over": "batch"}, student, None, info)
+    kept = torch.nonzero(mt.is_labeled)[:2, 0]
+    index = torch.cat([kept, torch.nonzero(~mt.is_labeled)[:2, 0]])  # two labelled, two not
+    x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
+    logits = student(x)
+    loss, terms = mt(Out(logits), None, Batch(x, y, index, 1, 0.0))
+    rows = logits.tolist()
+    by_hand = sum(-math.log(_softmax(rows[i])[y[i]]) for i in (0, 1)) / 4
+    assert terms["ce"].item() == pytest.approx(by_hand, rel=1e-5) and loss.item() == pytest.approx(by_hand, rel=1e-5)
+    mt.train()
+    mt(Out(student(x)), None, Batch(x, y, index, 1, 0.0))
+    assert not mt.ema.training
+    dropping = _method("mean-teacher", {"teacher_dropout": True}, student, None, info)
+    dropping.train()
+    dropping(Out(student(x)), None, Batch(x, y, index, 1, 0.0))
+    assert dropping.ema.training
+    dropping.eval()
+    dropping(Out(student(x)), None, Batch(x, y, index, 1, 0.0))
+    assert not dropping.ema.training

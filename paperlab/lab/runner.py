@@ -157,6 +157,13 @@ class Run:
         self.tensors = trainer.Tensors(put(data.x_train[train_idx]), put(data.y_train[train_idx]),
                                        put(data.x_train[val_idx]), put(data.y_train[val_idx]))
         self.x_test, self.y_test = put(data.x_test), put(data.y_test)
+        if spec.whiten == "gcn-zca":
+            from paperlab.lab.data.whiten import GcnZca
+
+            zca = GcnZca.fit(self.tensors.x_train)
+            self.tensors = trainer.Tensors(zca(self.tensors.x_train), self.tensors.y_train,
+                                           zca(self.tensors.x_val), self.tensors.y_val)
+            self.x_test = zca(self.x_test)
         self.fill = None if mean is None else -mean / std  # black, normalised: the border of a shifted image
         self.info = distillers.Info(tuple(data.x_train.shape[1:]), len(data.classes), self.tensors.y_train)
 
@@ -204,7 +211,7 @@ class Run:
 
     def _augment(self, role: str) -> trainer.Augment:
         m = self.spec.model_spec(role)
-        return trainer.Augment(m.shift, m.flip, self.fill if m.shift else None)
+        return trainer.Augment(m.shift, m.flip, self.fill if m.shift else None, m.noise)
 
     def _cache_file(self, stage: StageSpec) -> Path:
         """Keyed by what made the model (net, augmentation, recipe, data, seed, device), not by the template:
@@ -217,6 +224,7 @@ class Run:
         spec = self.spec
         extra = [stage.seed_offset, stage.peers] if (stage.seed_offset, stage.peers) != (0, 1) else []
         extra += [f"omit={stage.omit_classes}"] if stage.omit_classes else []
+        extra += [f"whiten={spec.whiten}"] if spec.whiten != "none" else []
         extra += [f"{k}={self._lineage_key(spec.stage(n))}" for k, n in
                   (("teacher", stage.teacher), ("init", stage.init), ("method_from", stage.method_from)) if n] + \
             [f"member={self._lineage_key(spec.stage(n))}" for n in stage.ensemble]
@@ -413,8 +421,8 @@ class Run:
 
         role = "teacher" if stage.model == "teacher" and not stage.teacher else \
             "student" if stage.model == "student" and stage.teacher else None
-        if role is None or stage.peers > 1 or stage.ensemble:
-            return
+        if role is None or stage.peers > 1 or stage.ensemble or self.spec.whiten != "none":
+            return  # whitened inputs: the registered model would need the fitted transform, which it does not carry
         net = self.spec.model_spec(stage.model).net
         mean, std = self.data.stats() if self.spec.normalize else ((), ())
         about = {"net": net.model_dump(), "shape": list(self.data.x_train.shape[1:]), "classes": len(self.data.classes),

@@ -4,18 +4,30 @@ recipe, the stage graph and the paper's claims. A method's own `distill:` block 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_serializer, model_validator
 
 NAME = r"^[a-z0-9][a-z0-9._-]{0,63}$"  # template and stage names: they become folder and MLflow names
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile's modes for `run --compile`
 CIFAR_NETS = ("resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet8x4",
-              "resnet32x4", "resnet18", "wrn_16_1", "wrn_16_2", "wrn_40_1", "wrn_40_2", "vgg8", "vgg11", "vgg13")
+              "resnet32x4", "resnet18", "wrn_16_1", "wrn_16_2", "wrn_40_1", "wrn_40_2", "vgg8", "vgg11", "vgg13",
+              "convnet13")
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # Settings added after runs and models were keyed by these dumps: left out while at their defaults, so the
+    # keys (and --resume, and the caches) of earlier runs stay as they were.
+    LATE: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _without_late_defaults(self, handler):
+        data = handler(self)
+        for name in self.LATE:
+            if getattr(self, name) == type(self).model_fields[name].default:
+                data.pop(name, None)
+        return data
 
 
 class MLPSpec(Strict):
@@ -46,6 +58,8 @@ class ModelSpec(Strict):
     jitter: int = Field(0, ge=0, le=8)   # Hinton's "jitter by up to N pixels": a shift filled with black
     crop: int = Field(0, ge=0, le=8)     # random crop after padding by N: the same operation, torchvision's name
     flip: bool = False                   # horizontal flip with probability 1/2
+    noise: float = Field(0.0, ge=0, le=10)  # Gaussian noise of this std added to the (normalised) inputs
+    LATE = ("noise",)
 
     @model_validator(mode="after")
     def _one_shift(self):
@@ -59,7 +73,7 @@ class ModelSpec(Strict):
 
     @property
     def augmented(self) -> bool:
-        return bool(self.shift or self.flip)
+        return bool(self.shift or self.flip or self.noise)
 
 
 class TrainSpec(Strict):
@@ -70,31 +84,35 @@ class TrainSpec(Strict):
     weight_decay: float = Field(0.0, ge=0, le=1)
     batch_size: PositiveInt
     epochs: PositiveInt
-    schedule: Literal["cosine", "constant", "multistep", "exponential"] = "cosine"
+    # ramps: mean teacher's (1703.01780, its TensorFlow code): up as exp(-5 (1 - e / warmup_epochs)^2), down
+    # over the last rampdown_epochs as exp(-12.5 (1 - (epochs - e) / rampdown_epochs)^2)
+    schedule: Literal["cosine", "constant", "multistep", "exponential", "ramps"] = "cosine"
     milestones: list[PositiveInt] = []   # multistep: multiply the rate by gamma at these epochs
     gamma: float = Field(0.1, gt=0, le=1)  # multistep: the factor; exponential: the factor per epoch
-    warmup_epochs: int = Field(0, ge=0)  # linear warm-up of the rate over the first epochs
+    warmup_epochs: int = Field(0, ge=0)  # linear warm-up of the rate over the first epochs (ramps: sigmoid)
+    rampdown_epochs: int = Field(0, ge=0)  # schedule ramps only
     # Hinton et al. 2012 (1207.0580, appendix A): momentum rises linearly from momentum_start to `momentum`
     # over momentum_epochs, and each step is scaled by (1 - momentum), so the rate is the step's share.
     momentum_start: float | None = Field(None, ge=0, lt=1)
     momentum_epochs: int = Field(0, ge=0)
     step_scaled_by_momentum: bool = False
     val_size: PositiveInt
+    LATE = ("nesterov", "rampdown_epochs")
+
+    @model_validator(mode="after")
+    def _ramps(self):
+        if self.rampdown_epochs and self.schedule != "ramps":
+            raise ValueError("rampdown_epochs belongs to schedule 'ramps'")
+        if self.schedule == "ramps" and self.warmup_epochs + self.rampdown_epochs > self.epochs:
+            raise ValueError(f"warm-up ({self.warmup_epochs}) and ramp-down ({self.rampdown_epochs}) epochs "
+                             f"exceed the {self.epochs} epochs")
+        return self
 
     def momentum_at(self, epochs_done: int) -> float:
         if self.momentum_start is None or not self.momentum_epochs:
             return self.momentum
         share = min(1.0, epochs_done / self.momentum_epochs)
         return self.momentum_start + share * (self.momentum - self.momentum_start)
-
-    @model_serializer(mode="wrap")
-    def _without_late_defaults(self, handler):
-        """Settings added after runs and models were keyed by this dump leave out their defaults, so the
-        keys (and --resume, and the caches) of earlier runs stay as they were."""
-        data = handler(self)
-        if not self.nesterov:
-            data.pop("nesterov", None)
-        return data
 
 
 class StageSpec(Strict):
@@ -142,6 +160,9 @@ class RunSpec(Strict):
     method: str
     dataset: str
     normalize: bool = False  # subtract the dataset's channel means and divide by its stds
+    # gcn-zca: global contrast normalisation (scale 55) then ZCA whitening (filter bias 0.1) fitted on the
+    # training split, as mean teacher's code prepares CIFAR-10 (datasets/preprocess_cifar10.py)
+    whiten: Literal["none", "gcn-zca"] = "none"
     stages: list[StageSpec] = Field(min_length=1)
     seed: int = Field(0, ge=0, lt=2**31)
     teacher: ModelSpec
@@ -152,6 +173,7 @@ class RunSpec(Strict):
     claims: list[Claim] = []
     estimate_minutes: dict[str, float] = {}
     profile: str = "paper"
+    LATE = ("whiten",)
 
     @field_validator("paper")
     @classmethod
@@ -170,6 +192,8 @@ class RunSpec(Strict):
     def _graph(self):
         if self.paper is None and not self.reference.strip():
             raise ValueError("give paper (an arXiv ID) or, for a paper not on arXiv, reference")
+        if self.normalize and self.whiten != "none":
+            raise ValueError("normalize and whiten are two ways to prepare the inputs; set one of them")
         seen: set[str] = set()
         for stage in self.stages:
             if stage.name in seen:

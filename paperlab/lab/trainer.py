@@ -102,10 +102,14 @@ class Augment:
     shift: int = 0
     flip: bool = False
     fill: torch.Tensor | None = None  # per-channel border value, shape (1, C, 1, 1)
+    noise: float = 0.0                # std of Gaussian noise added last (mean teacher's input noise)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x = shift(x, self.shift, generator, self.fill)
-        return flip(x, generator) if self.flip else x
+        x = flip(x, generator) if self.flip else x
+        if self.noise:
+            x = x + self.noise * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return x
 
 
 @torch.no_grad()
@@ -123,12 +127,21 @@ def _optimizer(params: list, spec: TrainSpec):
                            nesterov=spec.nesterov)
 
 
+def sigmoid_ramps(e: int, up: int, down: int, total: int) -> float:
+    """Mean teacher's rate factor after e epochs (its TensorFlow code's sigmoid_rampup and sigmoid_rampdown,
+    counted in epochs rather than steps)."""
+    rise = math.exp(-5.0 * (1.0 - e / up) ** 2) if e < up else 1.0
+    fall = math.exp(-12.5 * (1.0 - (total - e) / down) ** 2) if down and e >= total - down else 1.0
+    return rise * fall
+
+
 def _scheduler(optimizer, spec: TrainSpec):
-    """Stepped once per epoch: cosine, constant, multistep (x gamma at each milestone) or exponential
-    (x gamma each epoch), with an optional linear warm-up over the first `warmup_epochs`, and the step
-    scaled by (1 - momentum) where the recipe says so (1207.0580)."""
+    """Stepped once per epoch: cosine, constant, multistep (x gamma at each milestone), exponential (x gamma
+    each epoch) or mean teacher's sigmoid ramps (up over `warmup_epochs`, down over the last
+    `rampdown_epochs`), with an optional linear warm-up over the first `warmup_epochs`, and the step scaled by
+    (1 - momentum) where the recipe says so (1207.0580)."""
     sched = torch.optim.lr_scheduler
-    if not spec.warmup_epochs and spec.schedule != "exponential" and not spec.step_scaled_by_momentum:
+    if not spec.warmup_epochs and spec.schedule not in ("exponential", "ramps") and not spec.step_scaled_by_momentum:
         if spec.schedule == "cosine":
             return sched.CosineAnnealingLR(optimizer, T_max=spec.epochs)
         if spec.schedule == "multistep":
@@ -137,7 +150,9 @@ def _scheduler(optimizer, spec: TrainSpec):
 
     def factor(e: int) -> float:  # e: epochs done so far
         ramp = min(1.0, (e + 1) / spec.warmup_epochs) if spec.warmup_epochs else 1.0
-        if spec.schedule == "cosine":
+        if spec.schedule == "ramps":
+            ramp = sigmoid_ramps(e, spec.warmup_epochs, spec.rampdown_epochs, spec.epochs)
+        elif spec.schedule == "cosine":
             ramp *= 0.5 * (1 + math.cos(math.pi * e / spec.epochs))
         elif spec.schedule == "multistep":
             ramp *= spec.gamma ** sum(e >= m for m in spec.milestones)

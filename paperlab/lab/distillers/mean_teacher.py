@@ -8,15 +8,20 @@ pulled towards the teacher's predictions.
     loss = CE over the labelled examples of the batch + w * consistency
 
 `labeled: N` keeps the labels of N training examples (a fixed draw) and treats the rest as unlabelled, the
-paper's semi-supervised setting (CIFAR-10 with 4,000 labels). The paper gives the teacher and the student
-different noise; here both see the same augmented batch. The stage's model is the student; the EMA
-teacher lives in the method and is checkpointed with it.
+paper's semi-supervised setting (CIFAR-10 with 4,000 labels). `ce_over: batch` divides the labelled
+examples' summed CE by the whole batch, as the authors' TensorFlow code does (classification_costs), rather
+than by the labelled count. `teacher_dropout: true` runs the teacher in training mode (its dropout on, batch
+statistics), as that code's EMA tower does; by default it runs in eval mode. The paper gives the teacher
+and the student different noise; here both see the same augmented batch, and only dropout differs. The
+stage's model is the student (its errors are the stage's); the EMA teacher lives in the method and is
+checkpointed with it.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +49,8 @@ class MeanTeacher(Distiller):
         weight: float = Field(10.0, ge=0)
         rampup_epochs: int = Field(5, ge=0)
         labeled: int | None = Field(None, gt=0)
+        ce_over: Literal["labeled", "batch"] = "labeled"
+        teacher_dropout: bool = False
 
     needs = frozenset()
     taught = False
@@ -64,11 +71,14 @@ class MeanTeacher(Distiller):
     def forward(self, s, t, b):
         if self.training:
             ema_update(self.ema, self._student[0], self.p.decay)
-        self.ema.eval()
+        self.ema.train(self.training and self.p.teacher_dropout)
         with torch.no_grad():
             target = F.softmax(self.ema(b.x), dim=1)
         consistency = (F.softmax(s.logits, dim=1) - target).pow(2).sum(1).mean()
         labeled = self.is_labeled[b.index]
-        ce = F.cross_entropy(s.logits[labeled], b.y[labeled]) if bool(labeled.any()) else s.logits.sum() * 0
+        if self.p.ce_over == "batch":
+            ce = (F.cross_entropy(s.logits, b.y, reduction="none") * labeled).sum() / len(labeled)
+        else:
+            ce = F.cross_entropy(s.logits[labeled], b.y[labeled]) if bool(labeled.any()) else s.logits.sum() * 0
         weight = self.p.weight * rampup(b.epoch, self.p.rampup_epochs)
         return ce + weight * consistency, {"ce": ce, "consistency": consistency}

@@ -6,6 +6,7 @@ from torch import nn
 
 from paperlab.lab.nets.base import Out, n_params
 from paperlab.lab.nets.cnn import SmallCNN
+from paperlab.lab.nets.convnet13 import ConvNet13
 from paperlab.lab.nets.groups import Cohort, Ensemble
 from paperlab.lab.nets.mlp import MLP
 from paperlab.lab.nets.resnet import RESNETS, CifarResNet
@@ -25,6 +26,8 @@ def build(spec, shape: tuple[int, ...], classes: int) -> nn.Module:
         return MLP(features, classes, spec)
     if kind == "cnn":
         return SmallCNN(shape[0], classes, spec.channels)
+    if kind == "convnet13":
+        return ConvNet13(shape[0], classes)
     if kind in RESNETS:
         return CifarResNet(*RESNETS[kind], shape[0], classes)
     if kind in WRNS:
