@@ -21,6 +21,9 @@ mkdir -p "$OUT"
     timeout 150 python3 benchmarks/bench_trainer.py --part mnist --device cuda --data-dir .data/fashion-mnist \
       --epochs 3 --compile $mode 2>&1 | grep -A3 "torch.compile" || echo "compile $mode failed"
   done
+  # issue 11: the same MLP steps captured whole by hand (torch.cuda.graphs) and replayed, against trainer.fit
+  timeout 150 python3 benchmarks/bench_cudagraph.py --device cuda --data-dir .data/fashion-mnist --epochs 3 \
+    2> "$OUT/cudagraph.err" || { echo "bench_cudagraph failed"; tail -5 "$OUT/cudagraph.err"; }
   # issue 7: resnet32x4 -> resnet8x4 at batch 64 (kd, crd) against a DataLoader-style loop, and the projected
   # wall time of one 240-epoch CIFAR-100 run
   timeout 240 python3 benchmarks/bench_trainer.py --part cifar --device cuda --cifar-images 4096
