@@ -89,7 +89,30 @@ def test_each_cifar_template_runs_the_paper_recipe_on_a_synthetic_cifar100(cli, 
         assert run.data.tags["paperlab.taught_by"] == "teacher" and run.data.tags["paperlab.net"] == "resnet8x4"
         assert run.data.params["train.schedule"] == "multistep" and run.data.params["student.crop"] == "4"
         assert "test_acc_last" in run.data.metrics
+        assert "train.epochs=1" in run.data.tags["paperlab.changed"]
+        assert "not the official cifar100 release" in run.data.tags["paperlab.data_note"]
     assert len(list((home / "cache" / "teachers").glob("*.pt"))) == 2
+    # a synthetic copy and a shortened recipe: no verdict against the paper's numbers, and the report says why
+    out = tmp_path / "kd.md"
+    r = cli("report", "--template", "kd-cifar", "--format", "md", "-o", str(out))
+    assert r.code == 0, r.err
+    text = out.read_text()
+    assert "not comparable: ours on other data" in text and "| reproduced |" not in text
+    assert "not reproduced" not in text and "| close |" not in text
+
+
+def test_a_run_that_departs_from_its_profile_says_where():
+    from paperlab.lab.templates import changed_from_profile, load
+    from paperlab.reports.collect import incomparable
+
+    assert changed_from_profile(load("kd-cifar", "quick")) == []
+    assert changed_from_profile(load("kd-cifar", "quick", {"seed": 3})) == []  # seeds are repeats, not changes
+    assert changed_from_profile(load("kd-cifar", "quick", {"train.epochs": 3, "distill.temperature": 2})) == \
+        ["distill.temperature=2", "train.epochs=3"]
+    assert changed_from_profile(load("kd-cifar", "quick", {"name": "mine"})) == ["name"]
+    assert incomparable({}) is None
+    assert incomparable({"paperlab.changed": "train.epochs=3"}) == "ours with the recipe changed (train.epochs=3)"
+    assert incomparable({"paperlab.data_note": "a copy"}) == "ours on other data (a copy)"
 
 
 def test_cifar_pickles_are_read_without_running_code(cli, tmp_path):

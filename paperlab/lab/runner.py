@@ -24,7 +24,7 @@ from paperlab.lab import distributed as dd
 from paperlab.lab import data as datasets
 from paperlab.lab import distillers, nets, trainer
 from paperlab.lab.spec import RunSpec, StageSpec
-from paperlab.lab.templates import resolved_yaml
+from paperlab.lab.templates import changed_from_profile, resolved_yaml
 from paperlab.settings import Settings
 
 
@@ -52,6 +52,10 @@ class RunResult:
     dataset: str
     notes: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # measured after training (a bias shift), for the table
+
+
+def _clip(text: str, limit: int = 1000) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _hash(*parts) -> str:
@@ -128,6 +132,11 @@ class Run:
                      "paperlab.seed": str(spec.seed), "paperlab.command": command,
                      **({"paperlab.processes": str(dd.world())} if dd.world() > 1 else {}),
                      **({"paperlab.compile": compile_mode} if compile_mode else {}), **(extra_tags or {})}
+        changed = changed_from_profile(spec)
+        if changed:  # the report gives such runs no verdict against the paper (reports/collect.incomparable)
+            self.tags["paperlab.changed"] = _clip(", ".join(changed))
+        if self.data.note:
+            self.tags["paperlab.data_note"] = _clip(self.data.note)
         self.owns_parent = parent_run_id is None  # a sweep owns the parent of all its points
         if parent_run_id is not None:
             self.state["parent_run_id"] = parent_run_id

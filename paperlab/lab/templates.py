@@ -194,6 +194,20 @@ def resolved_yaml(spec: RunSpec) -> str:
     return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
+RECIPE_KEYS = ("dataset", "normalize", "whiten", "teacher", "student", "models", "train", "distill", "stages")
+
+
+def changed_from_profile(spec: RunSpec) -> list[str]:
+    """The recipe settings in which a run departs from its template's profile as written (`--set`, a sweep's
+    point), as key=value; the seed and names left out. A claim is the paper's recipe: such a run is not it."""
+    try:
+        written = flatten(load(spec.name, spec.profile).model_dump(mode="json", include=set(RECIPE_KEYS)))
+    except BadInput:  # renamed with --set name=...: no template to compare with
+        return ["name"]
+    ours = flatten(spec.model_dump(mode="json", include=set(RECIPE_KEYS)))
+    return [f"{k}={ours.get(k, '(none)')}" for k in sorted(set(ours) | set(written)) if ours.get(k) != written.get(k)]
+
+
 def flatten(data: Any, prefix: str = "") -> dict[str, str]:
     """{'train.lr': '0.01', ...} for MLflow params."""
     if isinstance(data, dict):

@@ -19,6 +19,16 @@ from paperlab.settings import Settings
 SEED_PARAM = "seed"
 
 
+def incomparable(tags: dict[str, str]) -> str | None:
+    """Why a run's number may not be set against the paper's claim whatever it is: the data is not the
+    official release, or the recipe was changed from the template's (lab/templates.changed_from_profile)."""
+    if tags.get("paperlab.data_note"):
+        return f"ours on other data ({tags['paperlab.data_note']})"
+    if tags.get("paperlab.changed"):
+        return f"ours with the recipe changed ({tags['paperlab.changed']})"
+    return None
+
+
 def verdict(diff: float, tolerance: float) -> str:
     """Ours against the paper's number: within the claim's tolerance, within twice it, or not."""
     if abs(diff) <= tolerance:
@@ -41,6 +51,7 @@ class ClaimRow:
     epoch: str = "best"
     paper_runs: int | None = 1
     other_pair: str | None = None  # our runs are on another teacher/student pair than the claim's
+    caveat: str | None = None      # incomparable(): other data, or a changed recipe
 
     @property
     def digits(self) -> int:
@@ -48,7 +59,8 @@ class ClaimRow:
 
     @property
     def comparable(self) -> bool:
-        return self.ours_mean is not None and self.our_dataset == self.paper_dataset and not self.other_pair
+        return (self.ours_mean is not None and self.our_dataset == self.paper_dataset and not self.other_pair
+                and not self.caveat)
 
     @property
     def diff(self) -> float | None:
@@ -62,6 +74,8 @@ class ClaimRow:
             return f"not comparable: ours on {self.our_dataset}, the paper's on {self.paper_dataset}"
         if self.other_pair:
             return f"not comparable: ours on {self.other_pair}, the paper's on another pair"
+        if self.caveat:
+            return f"not comparable: {self.caveat}"
         return verdict(self.diff, self.tolerance)
 
 
@@ -167,7 +181,8 @@ def _claims(runs: list[dict[str, Any]], templates: list[str]) -> list[ClaimRow]:
             values = [r["metrics"][key] * scale for r in same]
             rows.append(ClaimRow(ours_mean=statistics.fmean(values),
                                  ours_std=statistics.stdev(values) if len(values) > 1 else None, n=len(values),
-                                 our_dataset=newest["tags"].get("paperlab.dataset"), **base))
+                                 our_dataset=newest["tags"].get("paperlab.dataset"),
+                                 caveat=incomparable(newest["tags"]), **base))
     return rows
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from paperlab.errors import BadInput, NotFound
-from paperlab.reports.collect import _config, _load_logits, is_taught, role_of, verdict
+from paperlab.reports.collect import _config, _load_logits, incomparable, is_taught, role_of, verdict
 from paperlab.settings import Settings
 
 ALPHA = 0.05  # the significance level the statements use
@@ -65,8 +65,12 @@ class Row:
         return statistics.stdev(self.acc.values()) if self.n > 1 else None
 
     @property
+    def caveat(self) -> str | None:
+        return incomparable(self.newest["tags"]) if self.newest else None
+
+    @property
     def diff(self) -> float | None:
-        return None if self.claim is None else self.mean - self.claim
+        return None if self.claim is None or self.caveat else self.mean - self.claim
 
     @property
     def wall_mean(self) -> float:
@@ -74,7 +78,9 @@ class Row:
 
     @property
     def verdict(self) -> str:
-        return "no claim for this pair" if self.claim is None else verdict(self.diff, self.claim_tolerance)
+        if self.claim is None:
+            return "no claim for this pair"
+        return f"not comparable: {self.caveat}" if self.caveat else verdict(self.diff, self.claim_tolerance)
 
 
 @dataclass
