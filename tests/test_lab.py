@@ -115,6 +115,20 @@ def test_a_run_that_departs_from_its_profile_says_where():
     assert incomparable({"paperlab.data_note": "a copy"}) == "ours on other data (a copy)"
 
 
+
+def test_a_rule_across_settings_is_one_plain_line():
+    from paperlab.errors import BadInput
+    from paperlab.lab.templates import load
+
+    with pytest.raises(BadInput) as exc:
+        load("kd-cifar", "smoke", {"whiten": "gcn-zca"})
+    assert str(exc.value) == ("bad settings in 'the template': normalize and whiten are two ways to prepare the "
+                              "inputs; set one of them")
+    with pytest.raises(BadInput) as exc:
+        load("kd-cifar", "smoke", {"train.schedule": "ramps", "train.warmup_epochs": 5, "train.rampdown_epochs": 3})
+    assert str(exc.value) == "bad settings in 'train': warm-up (5) and ramp-down (3) epochs exceed the 6 epochs"
+
+
 def test_cifar_pickles_are_read_without_running_code(cli, tmp_path):
     data = make_cifar(tmp_path / "cifar", n_train=120, n_test=20)
     marker = tmp_path / "pwned"

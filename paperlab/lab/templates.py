@@ -116,6 +116,8 @@ def _explain(exc: ValidationError) -> BadInput:
         return BadInput(f"unknown key {'.'.join(shown)!r}{hint} (valid keys: {', '.join(valid)})")
     shown, _ = _fields_at(loc)
     where = ".".join(shown) or "the template"
+    if isinstance(err.get("input"), dict):  # a rule across several settings: the message names them
+        return BadInput(f"bad settings in {where!r}: {err['msg'].removeprefix('Value error, ')}")
     value = repr(err.get("input"))
     return BadInput(f"bad value for {where!r}: {err['msg']} (got {value[:80]})")
 
