@@ -87,11 +87,31 @@ def test_resume_after_kill_9_ends_with_the_same_numbers(sh, home, tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert list(home.glob("runs/*/student.ckpt"))
+    # as if begun before the key left out the claims and the estimate: --resume still finds the folder
+    from paperlab.lab import data
+    from paperlab.lab.runner import run_folder_names
+    from paperlab.lab.templates import load, parse_sets
+
+    spec = load("kd-hinton", "smoke", parse_sets(["train.epochs=40", "teacher.jitter=1"]))
+    name, legacy = run_folder_names(spec, data.load("digits", None, tmp_path / "data").checksum, "cpu")
+    (home / "runs" / name).rename(home / "runs" / legacy)
     resumed = sh(*args, "--resume")
     assert resumed.code == 0, resumed.err
     assert "student  epoch   1/40" not in resumed.err  # it continued, not started over
     assert ([s["test_error"] for s in resumed.json()["stages"]]
             == [s["test_error"] for s in reference.json()["stages"]])
+
+
+def test_the_run_key_is_the_recipe_not_its_description():
+    """Citing a claim, renaming or re-estimating a template keeps an interrupted run resumable; a recipe
+    change does not."""
+    from paperlab.lab.templates import load, recipe_yaml
+
+    plain = recipe_yaml(load("kd-hinton", "smoke"))
+    described = load("kd-hinton", "smoke", {"title": "another", "estimate_minutes": {"cpu": 9},
+                                            "claims": [{"stage": "kd", "value": 1, "tolerance": 1, "dataset": "x"}]})
+    assert recipe_yaml(described) == plain
+    assert recipe_yaml(load("kd-hinton", "smoke", {"train.epochs": 7})) != plain
 
 
 def test_bad_overrides_and_template_names(cli):

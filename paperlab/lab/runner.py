@@ -24,7 +24,7 @@ from paperlab.lab import distributed as dd
 from paperlab.lab import data as datasets
 from paperlab.lab import distillers, nets, trainer
 from paperlab.lab.spec import RunSpec, StageSpec
-from paperlab.lab.templates import changed_from_profile, resolved_yaml
+from paperlab.lab.templates import changed_from_profile, recipe_yaml, resolved_yaml
 from paperlab.settings import Settings
 
 
@@ -56,6 +56,13 @@ class RunResult:
 
 def _clip(text: str, limit: int = 1000) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def run_folder_names(spec: RunSpec, checksum: str, device: str) -> tuple[str, str]:
+    """A run's folder under runs/, keyed by its recipe, data and device; and the name it had when the key held
+    the whole resolved YAML (claims and estimate included), still found by --resume."""
+    return (f"{spec.name}-{_hash(recipe_yaml(spec), checksum, device, *_world())}",
+            f"{spec.name}-{_hash(resolved_yaml(spec), checksum, device, *_world())}")
 
 
 def _hash(*parts) -> str:
@@ -105,9 +112,11 @@ class Run:
         self.batched: dict[str, int] = {}  # ... and how many copies that model had
         self.command = command
         self._put_tensors()
-        key = _hash(resolved_yaml(spec), self.data.checksum, self.device.type, *_world())
         runs = settings.home / "runs"
-        self.run_dir = inside(runs, runs / f"{spec.name}-{key}")
+        name, legacy = run_folder_names(spec, self.data.checksum, self.device.type)
+        self.run_dir = inside(runs, runs / name)
+        if resume and not self.run_dir.exists() and (runs / legacy).is_dir():  # begun when the key held the whole YAML
+            self.run_dir = inside(runs, runs / legacy)
         self.run_dir.parent.mkdir(parents=True, exist_ok=True)
         self.lock = FileLock(str(self.run_dir) + ".lock")
         try:

@@ -196,6 +196,17 @@ def resolved_yaml(spec: RunSpec) -> str:
     return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
+DESCRIPTIVE_KEYS = {"title", "reference", "claims", "estimate_minutes"}
+
+
+def recipe_yaml(spec: RunSpec) -> str:
+    """The resolved YAML without what describes a run but does not make it (title, claims, the time estimate):
+    the run's key, so that citing a claim or correcting an estimate keeps an interrupted run resumable."""
+    import yaml
+
+    return yaml.safe_dump(spec.model_dump(mode="json", exclude=DESCRIPTIVE_KEYS), sort_keys=False, allow_unicode=True)
+
+
 RECIPE_KEYS = ("dataset", "normalize", "whiten", "teacher", "student", "models", "train", "distill", "stages")
 
 
