@@ -88,6 +88,7 @@ def test_resume_after_kill_9_ends_with_the_same_numbers(sh, home, tmp_path):
     assert proc.returncode == -signal.SIGKILL
     assert list(home.glob("runs/*/student.ckpt"))
     # as if begun before the key left out the claims and the estimate: --resume still finds the folder
+    # and moves it to its new name
     from paperlab.lab import data
     from paperlab.lab.runner import run_folder_names
     from paperlab.lab.templates import load, parse_sets
@@ -98,6 +99,7 @@ def test_resume_after_kill_9_ends_with_the_same_numbers(sh, home, tmp_path):
     resumed = sh(*args, "--resume")
     assert resumed.code == 0, resumed.err
     assert "student  epoch   1/40" not in resumed.err  # it continued, not started over
+    assert (home / "runs" / name).is_dir() and not (home / "runs" / legacy).exists()  # moved to its new key
     assert ([s["test_error"] for s in resumed.json()["stages"]]
             == [s["test_error"] for s in reference.json()["stages"]])
 

@@ -65,6 +65,24 @@ def run_folder_names(spec: RunSpec, checksum: str, device: str) -> tuple[str, st
             f"{spec.name}-{_hash(resolved_yaml(spec), checksum, device, *_world())}")
 
 
+def _move_legacy(old: Path, new: Path) -> None:
+    """A run begun when the key held the whole YAML moves to its recipe key, under its old lock: a process
+    still running in the old folder is not moved from under."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(old) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise PaperlabError(f"the same run is already going on in another process (it holds {lock.lock_file});"
+                            " wait for it to finish") from None
+    try:
+        os.replace(old, new)
+    finally:
+        lock.release()
+    Path(lock.lock_file).unlink(missing_ok=True)
+
+
 def _hash(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -115,8 +133,8 @@ class Run:
         runs = settings.home / "runs"
         name, legacy = run_folder_names(spec, self.data.checksum, self.device.type)
         self.run_dir = inside(runs, runs / name)
-        if resume and not self.run_dir.exists() and (runs / legacy).is_dir():  # begun when the key held the whole YAML
-            self.run_dir = inside(runs, runs / legacy)
+        if resume and dd.leader() and not self.run_dir.exists() and (runs / legacy).is_dir():
+            _move_legacy(runs / legacy, self.run_dir)
         self.run_dir.parent.mkdir(parents=True, exist_ok=True)
         self.lock = FileLock(str(self.run_dir) + ".lock")
         try:
