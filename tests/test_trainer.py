@@ -54,7 +54,7 @@ def test_later_settings_join_the_dumps_only_when_set():
     assert TrainSpec(**base, schedule="ramps", rampdown_epochs=3).model_dump()["rampdown_epochs"] == 3
     assert "whiten" not in load("kd-cifar", "quick").model_dump()
     assert load("kd-cifar", "quick", {"whiten": "gcn-zca", "normalize": False}).model_dump()["whiten"] == "gcn-zca"
-    with pytest.raises(ValueError, match="belongs to schedule 'ramps'"):
+    with pytest.raises(ValueError, match="belong to schedule 'ramps'"):
         TrainSpec(**base, rampdown_epochs=3)
     with pytest.raises(ValueError, match="exceed the 10 epochs"):
         TrainSpec(**base, schedule="ramps", warmup_epochs=8, rampdown_epochs=3)
@@ -81,6 +81,30 @@ def test_mean_teachers_sigmoid_ramps_by_hand():
         opt.step()
         sched.step()
     assert rates == pytest.approx([0.003 * sigmoid_ramps(e, 4, 2, 10) for e in range(10)])
+
+
+
+def test_adams_beta1_falls_with_the_ramp_down_and_is_checkpointed(tmp_path):
+    """0.9 until the ramp-down, then rampdown * 0.9 + (1 - rampdown) * after (the TensorFlow code's
+    adam_beta_1); set per epoch by the loop, kept in the optimizer's state."""
+    from paperlab.lab.distillers import get, parse_params
+    from paperlab.lab.spec import TrainSpec
+    from paperlab.lab.trainer import Tensors, adam_beta1, fit, sigmoid_ramps
+
+    spec = TrainSpec(optimizer="adam", lr=0.003, batch_size=8, epochs=6, val_size=1, schedule="ramps",
+                     warmup_epochs=1, rampdown_epochs=3, adam_beta1_after=0.5)
+    assert adam_beta1(spec, 0) == 0.9 and adam_beta1(spec, 2) == 0.9 and adam_beta1(spec, 3) == pytest.approx(0.9)
+    fall = sigmoid_ramps(5, 0, 3, 6)
+    assert adam_beta1(spec, 5) == pytest.approx(fall * 0.9 + (1 - fall) * 0.5) and fall < 1
+    with pytest.raises(ValueError, match="needs optimizer 'adam'"):
+        TrainSpec(**{**spec.model_dump(), "optimizer": "sgd"})
+    model = build(MLPSpec(kind="mlp", hidden=[4]), (1, 2, 2), 3)
+    x, y = torch.randn(16, 1, 2, 2), torch.arange(16) % 3
+    fit(model, get("ce")(parse_params("ce", {}), model, None, None), Tensors(x, y, x[:4], y[:4]), spec, seed=0,
+        label="t", checkpoint=tmp_path / "c.pt")
+    saved = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert saved["epoch"] == 6 and saved["optimizer"]["param_groups"][0]["betas"] == (pytest.approx(
+        adam_beta1(spec, 5)), 0.999)
 
 
 def test_input_noise_is_gaussian_of_the_given_std_and_absent_at_zero():

@@ -91,18 +91,22 @@ class TrainSpec(Strict):
     gamma: float = Field(0.1, gt=0, le=1)  # multistep: the factor; exponential: the factor per epoch
     warmup_epochs: int = Field(0, ge=0)  # linear warm-up of the rate over the first epochs (ramps: sigmoid)
     rampdown_epochs: int = Field(0, ge=0)  # schedule ramps only
+    adam_beta1_after: float | None = Field(None, ge=0, lt=1)  # ramps: Adam's beta1 falls from 0.9 to this over the
+                                                            # ramp-down (mean teacher's 0.5), as the rate does
     # Hinton et al. 2012 (1207.0580, appendix A): momentum rises linearly from momentum_start to `momentum`
     # over momentum_epochs, and each step is scaled by (1 - momentum), so the rate is the step's share.
     momentum_start: float | None = Field(None, ge=0, lt=1)
     momentum_epochs: int = Field(0, ge=0)
     step_scaled_by_momentum: bool = False
     val_size: PositiveInt
-    LATE = ("nesterov", "rampdown_epochs")
+    LATE = ("nesterov", "rampdown_epochs", "adam_beta1_after")
 
     @model_validator(mode="after")
     def _ramps(self):
-        if self.rampdown_epochs and self.schedule != "ramps":
-            raise ValueError("rampdown_epochs belongs to schedule 'ramps'")
+        if (self.rampdown_epochs or self.adam_beta1_after is not None) and self.schedule != "ramps":
+            raise ValueError("rampdown_epochs and adam_beta1_after belong to schedule 'ramps'")
+        if self.adam_beta1_after is not None and self.optimizer != "adam":
+            raise ValueError("adam_beta1_after needs optimizer 'adam'")
         if self.schedule == "ramps" and self.warmup_epochs + self.rampdown_epochs > self.epochs:
             raise ValueError(f"warm-up ({self.warmup_epochs}) and ramp-down ({self.rampdown_epochs}) epochs "
                              f"exceed the {self.epochs} epochs")

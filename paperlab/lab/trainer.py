@@ -135,6 +135,12 @@ def sigmoid_ramps(e: int, up: int, down: int, total: int) -> float:
     return rise * fall
 
 
+def adam_beta1(spec: TrainSpec, e: int) -> float:
+    """Mean teacher's Adam beta1 after e epochs: 0.9, falling to `adam_beta1_after` as the rate ramps down."""
+    fall = sigmoid_ramps(e, 0, spec.rampdown_epochs, spec.epochs)
+    return fall * 0.9 + (1 - fall) * spec.adam_beta1_after
+
+
 def _scheduler(optimizer, spec: TrainSpec):
     """Stepped once per epoch: cosine, constant, multistep (x gamma at each milestone), exponential (x gamma
     each epoch) or mean teacher's sigmoid ramps (up over `warmup_epochs`, down over the last
@@ -259,6 +265,8 @@ def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: s
             for group in optimizer.param_groups:
                 if "momentum" in group:
                     group["momentum"] = spec.momentum_at(epoch - 1)
+                if "betas" in group and spec.adam_beta1_after is not None:
+                    group["betas"] = (adam_beta1(spec, epoch - 1), group["betas"][1])
             model.train()
             objective.train()
             started = time.perf_counter()
