@@ -107,6 +107,21 @@ def test_adams_beta1_falls_with_the_ramp_down_and_is_checkpointed(tmp_path):
         adam_beta1(spec, 5)), 0.999)
 
 
+def test_a_reflecting_shift_mirrors_the_border():
+    """One row shifted by one pixel: the new first pixel is the mirror of the old second one (torch's reflect:
+    the edge pixel itself is not repeated); with the default fill it is 0."""
+    from paperlab.lab.trainer import shift
+
+    x = torch.tensor([[1.0, 2.0, 3.0, 4.0]]).view(1, 1, 1, 4).expand(1, 1, 3, 4).contiguous()
+    for seed in range(40):  # until a draw moves the image right by one, not vertically
+        dy, dx = torch.randint(0, 3, (2, 1), generator=torch.Generator().manual_seed(seed))[:, 0].tolist()
+        if (dy, dx) == (1, 0):
+            break
+    assert (dy, dx) == (1, 0)
+    assert shift(x, 1, torch.Generator().manual_seed(seed), reflect=True)[0, 0, 1].tolist() == [2.0, 1.0, 2.0, 3.0]
+    assert shift(x, 1, torch.Generator().manual_seed(seed))[0, 0, 1].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
 def test_input_noise_is_gaussian_of_the_given_std_and_absent_at_zero():
     from paperlab.lab.trainer import Augment
 

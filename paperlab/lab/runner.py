@@ -247,7 +247,7 @@ class Run:
 
     def _augment(self, role: str) -> trainer.Augment:
         m = self.spec.model_spec(role)
-        return trainer.Augment(m.shift, m.flip, self.fill if m.shift else None, m.noise)
+        return trainer.Augment(m.shift, m.flip, self.fill if m.shift else None, m.noise, m.pad == "reflect")
 
     def _cache_file(self, stage: StageSpec) -> Path:
         """Keyed by what made the model (net, augmentation, recipe, data, seed, device), not by the template:

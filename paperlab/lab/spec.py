@@ -59,7 +59,8 @@ class ModelSpec(Strict):
     crop: int = Field(0, ge=0, le=8)     # random crop after padding by N: the same operation, torchvision's name
     flip: bool = False                   # horizontal flip with probability 1/2
     noise: float = Field(0.0, ge=0, le=10)  # Gaussian noise of this std added to the (normalised) inputs
-    LATE = ("noise",)
+    pad: Literal["fill", "reflect"] = "fill"  # a shift's border: black (normalised), or the image mirrored
+    LATE = ("noise", "pad")
 
     @model_validator(mode="after")
     def _one_shift(self):

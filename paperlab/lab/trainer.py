@@ -71,15 +71,20 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def shift(x: torch.Tensor, pixels: int, generator: torch.Generator, fill: torch.Tensor | None = None) -> torch.Tensor:
+def shift(x: torch.Tensor, pixels: int, generator: torch.Generator, fill: torch.Tensor | None = None,
+          reflect: bool = False) -> torch.Tensor:
     """Shift each image by its own random (dy, dx) in [-pixels, pixels]: Hinton's jitter, or torchvision's
     random crop after padding by `pixels`. The border takes `fill` per channel (black: 0, or its normalised
-    value)."""
+    value), or with `reflect` the image mirrored at its edge (mean teacher's random_translate)."""
     if pixels == 0:
         return x
     b, c, h, w = x.shape
     shifts = torch.randint(0, 2 * pixels + 1, (2, b), generator=generator, device=x.device)  # no host sync
-    padded = F.pad(x if fill is None else x - fill, (pixels, pixels, pixels, pixels)).permute(0, 2, 3, 1)
+    if reflect:
+        fill = None
+        padded = F.pad(x, (pixels,) * 4, mode="reflect").permute(0, 2, 3, 1)
+    else:
+        padded = F.pad(x if fill is None else x - fill, (pixels, pixels, pixels, pixels)).permute(0, 2, 3, 1)
     rows = torch.arange(h, device=x.device)[None, :] + shifts[0][:, None]
     cols = torch.arange(w, device=x.device)[None, :] + shifts[1][:, None]
     batch = torch.arange(b, device=x.device)[:, None, None]
@@ -103,9 +108,10 @@ class Augment:
     flip: bool = False
     fill: torch.Tensor | None = None  # per-channel border value, shape (1, C, 1, 1)
     noise: float = 0.0                # std of Gaussian noise added last (mean teacher's input noise)
+    reflect: bool = False             # the shifted-in border mirrors the image instead of taking `fill`
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        x = shift(x, self.shift, generator, self.fill)
+        x = shift(x, self.shift, generator, self.fill, self.reflect)
         x = flip(x, generator) if self.flip else x
         if self.noise:
             x = x + self.noise * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
