@@ -165,3 +165,22 @@ def test_the_page_renders_in_a_headless_browser(tracked, tmp_path):
     assert pixels.shape[0] == 3000 and pixels.std() > 0.05  # not a blank page
     dark = (pixels[..., :3].mean(axis=2) < 0.5).mean()
     assert dark > 0.01  # text and figures drawn
+
+
+def test_runs_on_another_copy_of_the_data_are_not_averaged_with_the_newest():
+    """Two teacher runs with the same settings, one on the official MNIST and a newer one on a copy: the claim
+    row takes the newer run alone and gives it no verdict."""
+    from paperlab.reports.collect import _claims
+
+    def run(sha, errors, note=None):
+        tags = {"paperlab.dataset": "mnist", "paperlab.dataset_sha256": sha, **({"paperlab.data_note": note} if note
+                                                                               else {})}
+        return {"template": "kd-hinton", "stage": "teacher", "metrics": {"test_error": errors}, "tags": tags,
+                "params": {"train.lr": "1.0"}}
+
+    rows = [r for r in _claims([run("copy", 200.0, "not the official release"), run("official", 70.0)],
+                               ["kd-hinton"]) if r.stage == "teacher"]
+    assert len(rows) == 1 and rows[0].n == 1 and rows[0].ours_mean == 200.0
+    assert rows[0].verdict == "not comparable: ours on other data (not the official release)"
+    official = [r for r in _claims([run("official", 70.0)], ["kd-hinton"]) if r.stage == "teacher"][0]
+    assert official.verdict == "reproduced" and official.ours_mean == 70.0

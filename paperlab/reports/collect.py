@@ -177,7 +177,9 @@ def _claims(runs: list[dict[str, Any]], templates: list[str]) -> list[ClaimRow]:
                 base["other_pair"] = f"{r.get('paperlab.teacher_net')}->{r.get('paperlab.student_net')}"
             stage_runs = on_pair or stage_runs
             newest = stage_runs[0]  # runs come newest first; its configuration is the one compared
-            same = [r for r in stage_runs if _config(r) == _config(newest)]
+            data = newest["tags"].get("paperlab.dataset_sha256")  # runs on another copy of the data are not repeats
+            same = [r for r in stage_runs if _config(r) == _config(newest)
+                    and r["tags"].get("paperlab.dataset_sha256") == data]
             values = [r["metrics"][key] * scale for r in same]
             rows.append(ClaimRow(ours_mean=statistics.fmean(values),
                                  ours_std=statistics.stdev(values) if len(values) > 1 else None, n=len(values),

@@ -294,14 +294,17 @@ def build(settings: Settings, templates: list[str] | None = None, tag: str | Non
         t = run["tags"]
         nets = tuple(sorted((k, v) for k, v in run["params"].items() if k.startswith(("teacher.net.", "student.net."))))
         by_group[(t.get("paperlab.dataset", "?"), t.get("paperlab.teacher_net", "?"),
-                  t.get("paperlab.student_net", "?"), run["profile"] or "?", nets)].append(run)
+                  t.get("paperlab.student_net", "?"), run["profile"] or "?", nets,
+                  t.get("paperlab.dataset_sha256", ""))].append(run)  # another copy of the data: ranked apart
     groups = []
-    for (dataset, t_net, s_net, profile, _), members in sorted(by_group.items()):
+    for (dataset, t_net, s_net, profile, _, _), members in sorted(by_group.items()):
         rows = _rows(members)
         methods = [r for r in rows.values() if r.kind == "method"]
         if not methods:
             continue
-        group = Group(dataset, t_net, s_net, profile, rows.get(("", "teacher")), rows.get(("", "baseline")), methods)
+        copy = " (a copy that is not the official release)" if members[0]["tags"].get("paperlab.data_note") else ""
+        group = Group(dataset + copy, t_net, s_net, profile, rows.get(("", "teacher")), rows.get(("", "baseline")),
+                      methods)
         for row in methods:
             _claims(row, t_net, s_net, dataset)
             _gap(row, group.teacher, group.baseline)
