@@ -65,17 +65,24 @@ def run_folder_names(spec: RunSpec, checksum: str, device: str) -> tuple[str, st
             f"{spec.name}-{_hash(resolved_yaml(spec), checksum, device, *_world())}")
 
 
+def _hold(run_dir: Path, take: bool = True):
+    """The lock of a run folder, taken at once or refused in one line (under torchrun rank 0 alone takes it)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(run_dir) + ".lock")
+    try:
+        if take:
+            lock.acquire(timeout=0)
+    except Timeout:
+        raise PaperlabError(f"the same run is already going on in another process (it holds {lock.lock_file});"
+                            f" wait for it to finish, or change the seed or a setting") from None
+    return lock
+
+
 def _move_legacy(old: Path, new: Path) -> None:
     """A run begun when the key held the whole YAML moves to its recipe key, under its old lock: a process
     still running in the old folder is not moved from under."""
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(old) + ".lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise PaperlabError(f"the same run is already going on in another process (it holds {lock.lock_file});"
-                            " wait for it to finish") from None
+    lock = _hold(old)
     try:
         os.replace(old, new)
     finally:
@@ -111,8 +118,6 @@ class Run:
                  tracker=None, dataset: datasets.Dataset | None = None, compile_mode: str | None = None):
         """`compile_mode`: train the nets' forward through torch.compile in this mode (trainer.compiled); an
         execution setting like the device, so it joins no key: a compiled run resumes an eager one."""
-        from filelock import FileLock, Timeout
-
         from paperlab.lab.tracking import Muted, Tracker
 
         self.spec, self.settings = spec, settings
@@ -136,13 +141,7 @@ class Run:
         if resume and dd.leader() and not self.run_dir.exists() and (runs / legacy).is_dir():
             _move_legacy(runs / legacy, self.run_dir)
         self.run_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.lock = FileLock(str(self.run_dir) + ".lock")
-        try:
-            if dd.leader():  # under torchrun, rank 0 holds the run for all its workers
-                self.lock.acquire(timeout=0)
-        except Timeout:
-            raise PaperlabError(f"the same run is already going on in another process (it holds {self.lock.lock_file});"
-                                f" wait for it to finish, or change the seed or a setting") from None
+        self.lock = _hold(self.run_dir, take=dd.leader())  # under torchrun, rank 0 holds the run for all its workers
         try:
             self._open_state(resume)
             self.tracker = tracker or (Tracker(settings) if dd.leader() else Muted())

@@ -80,11 +80,9 @@ def shift(x: torch.Tensor, pixels: int, generator: torch.Generator, fill: torch.
         return x
     b, c, h, w = x.shape
     shifts = torch.randint(0, 2 * pixels + 1, (2, b), generator=generator, device=x.device)  # no host sync
-    if reflect:
-        fill = None
-        padded = F.pad(x, (pixels,) * 4, mode="reflect").permute(0, 2, 3, 1)
-    else:
-        padded = F.pad(x if fill is None else x - fill, (pixels, pixels, pixels, pixels)).permute(0, 2, 3, 1)
+    fill = None if reflect else fill
+    padded = F.pad(x if fill is None else x - fill, (pixels,) * 4, mode="reflect" if reflect else "constant")
+    padded = padded.permute(0, 2, 3, 1)
     rows = torch.arange(h, device=x.device)[None, :] + shifts[0][:, None]
     cols = torch.arange(w, device=x.device)[None, :] + shifts[1][:, None]
     batch = torch.arange(b, device=x.device)[:, None, None]
