@@ -110,6 +110,7 @@ def test_a_run_that_departs_from_its_profile_says_where():
     assert changed_from_profile(load("kd-cifar", "quick", {"train.epochs": 3, "distill.temperature": 2})) == \
         ["distill.temperature=2", "train.epochs=3"]
     assert changed_from_profile(load("kd-cifar", "quick", {"name": "mine"})) == ["name"]
+    assert changed_from_profile(load("kd-cifar", "quick").model_copy(update={"method": "dkd"})) == ["method=dkd"]
     assert incomparable({}) is None
     assert incomparable({"paperlab.changed": "train.epochs=3"}) == "ours with the recipe changed (train.epochs=3)"
     assert incomparable({"paperlab.data_note": "a copy"}) == "ours on other data (a copy)"

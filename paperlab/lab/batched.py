@@ -27,7 +27,7 @@ from paperlab.errors import BadInput, PaperlabError
 from paperlab.lab.distillers.base import FEATURES, Batch
 from paperlab.lab.nets import Out
 from paperlab.lab.spec import TrainSpec
-from paperlab.lab.trainer import Augment, EpochLog, FitResult, Tensors, _optimizer, _scheduler, adam_beta1
+from paperlab.lab.trainer import Augment, EpochLog, FitResult, Tensors, _optimizer, _scheduler, epoch_settings
 
 
 @dataclass
@@ -99,11 +99,7 @@ def fit_copies(copies: list[Copy], data: Tensors | list[Tensors], spec: TrainSpe
         orders = [torch.randperm(n, generator=torch.Generator().manual_seed(c.seed * 7_919 + epoch)).to(device)
                   for c in copies]
         draws = [torch.Generator(device=device).manual_seed(c.seed * 7_919 + epoch) for c in copies]
-        for group in optimizer.param_groups:
-            if "momentum" in group:
-                group["momentum"] = spec.momentum_at(epoch - 1)
-            if "betas" in group and spec.adam_beta1_after is not None:
-                group["betas"] = (adam_beta1(spec, epoch - 1), group["betas"][1])
+        epoch_settings(optimizer, spec, epoch - 1)
         base.train()
         started = time.perf_counter()
         totals = torch.zeros(len(copies), device=device)

@@ -207,17 +207,19 @@ def recipe_yaml(spec: RunSpec) -> str:
     return yaml.safe_dump(spec.model_dump(mode="json", exclude=DESCRIPTIVE_KEYS), sort_keys=False, allow_unicode=True)
 
 
-RECIPE_KEYS = ("dataset", "normalize", "whiten", "teacher", "student", "models", "train", "distill", "stages")
+RUN_KEYS = {"name", "paper", "seed", "profile"}  # which run of which recipe this is, not what the recipe is
 
 
 def changed_from_profile(spec: RunSpec) -> list[str]:
     """The recipe settings in which a run departs from its template's profile as written (`--set`, a sweep's
-    point), as key=value; the seed and names left out. A claim is the paper's recipe: such a run is not it."""
+    point), as key=value: what its key holds (recipe_yaml) less its name, paper, seed and profile. A claim
+    is the paper's recipe: such a run is not it."""
+    leave_out = DESCRIPTIVE_KEYS | RUN_KEYS
     try:
-        written = flatten(load(spec.name, spec.profile).model_dump(mode="json", include=set(RECIPE_KEYS)))
+        written = flatten(load(spec.name, spec.profile).model_dump(mode="json", exclude=leave_out))
     except BadInput:  # renamed with --set name=...: no template to compare with
         return ["name"]
-    ours = flatten(spec.model_dump(mode="json", include=set(RECIPE_KEYS)))
+    ours = flatten(spec.model_dump(mode="json", exclude=leave_out))
     return [f"{k}={ours.get(k, '(none)')}" for k in sorted(set(ours) | set(written)) if ours.get(k) != written.get(k)]
 
 

@@ -145,6 +145,16 @@ def adam_beta1(spec: TrainSpec, e: int) -> float:
     return fall * 0.9 + (1 - fall) * spec.adam_beta1_after
 
 
+def epoch_settings(optimizer, spec: TrainSpec, epochs_done: int) -> None:
+    """What the recipe changes per epoch besides the rate: SGD's momentum (1207.0580's rise) and Adam's beta1
+    (mean teacher's fall). Kept in the optimizer's state, so a resumed run carries them on."""
+    for group in optimizer.param_groups:
+        if "momentum" in group:
+            group["momentum"] = spec.momentum_at(epochs_done)
+        if "betas" in group and spec.adam_beta1_after is not None:
+            group["betas"] = (adam_beta1(spec, epochs_done), group["betas"][1])
+
+
 def _scheduler(optimizer, spec: TrainSpec):
     """Stepped once per epoch: cosine, constant, multistep (x gamma at each milestone), exponential (x gamma
     each epoch) or mean teacher's sigmoid ramps (up over `warmup_epochs`, down over the last
@@ -266,11 +276,7 @@ def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: s
             torch.manual_seed(seed * 100_003 + epoch + lane)  # dropout, a method's sampling
             order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7_919 + epoch)).to(device)
             draws = torch.Generator(device=device).manual_seed(seed * 7_919 + epoch + lane)  # augmentation
-            for group in optimizer.param_groups:
-                if "momentum" in group:
-                    group["momentum"] = spec.momentum_at(epoch - 1)
-                if "betas" in group and spec.adam_beta1_after is not None:
-                    group["betas"] = (adam_beta1(spec, epoch - 1), group["betas"][1])
+            epoch_settings(optimizer, spec, epoch - 1)
             model.train()
             objective.train()
             started = time.perf_counter()
