@@ -459,3 +459,42 @@ def test_mean_teacher_ce_over_the_batch_and_a_teacher_with_dropout():
     dropping.eval()
     dropping(Out(student(x)), None, Batch(x, y, index, 1, 0.0))
     assert not dropping.ema.training
+
+
+def test_mean_teacher_s_ema_is_validated_each_epoch_beside_the_student(tmp_path):
+    """The EMA teacher is a shadow of the method: fit() counts its validation errors each epoch, and the last
+    count is the EMA's own as it stands after training (not the student's)."""
+    from paperlab.lab.distillers import Info
+    from paperlab.lab.nets import build
+    from paperlab.lab.spec import MLPSpec, TrainSpec
+    from paperlab.lab.trainer import Tensors, fit, predict
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 1, 2, 2), torch.arange(64) % 3
+    student = build(MLPSpec(kind="mlp", hidden=[8]), (1, 2, 2), 3)
+    mt = _method("mean-teacher", {"decay": 0.5, "weight": 1.0, "rampup_epochs": 0}, student, None,
+                 Info((1, 2, 2), 3, y[:48]))
+    assert set(mt.shadows()) == {"ema"} and _method("ce", {}).shadows() == {}
+    spec = TrainSpec(optimizer="sgd", lr=0.5, batch_size=16, epochs=3, val_size=1, milestones=[])
+    result = fit(student, mt, Tensors(x[:48], y[:48], x[48:], y[48:]), spec, seed=0, label="mt")
+    assert [sorted(h.shadow_val_errors) for h in result.history] == [["ema"]] * 3
+    ema_errors = int((predict(mt.ema, x[48:]).argmax(1) != y[48:]).sum())
+    assert result.history[-1].shadow_val_errors["ema"] == ema_errors
+    assert any(not torch.equal(a, b) for a, b in zip(mt.ema.parameters(), student.parameters()))
+
+
+def test_a_claim_on_the_ema_model_reads_its_last_epoch_test_errors():
+    from pydantic import ValidationError
+
+    from paperlab.lab.spec import Claim
+    from paperlab.reports.collect import _claims
+
+    with pytest.raises(ValidationError, match="say epoch: last"):
+        Claim(stage="s", metric="test_error_ema", value=1, tolerance=1, dataset="cifar10")
+    tags = {"paperlab.dataset": "cifar10", "paperlab.student_net": "convnet13", "paperlab.teacher_net": "resnet32x4"}
+    run = {"template": "mean-teacher", "stage": "mean-teacher", "tags": tags, "params": {},
+           "metrics": {"test_error": 1300.0, "test_error_last": 1310.0, "test_error_ema_last": 1250.0}}
+    rows = {r.label: r for r in _claims([run], ["mean-teacher"]) if r.stage == "mean-teacher"}
+    assert rows["mean-teacher"].ours_mean == 1300.0 and rows["mean-teacher"].verdict == "reproduced"
+    ema = rows["mean-teacher (test error ema)"]
+    assert ema.ours_mean == 1250.0 and ema.epoch == "last" and ema.diff == 1250.0 - 1231

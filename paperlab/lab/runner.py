@@ -339,7 +339,7 @@ class Run:
         objective = self._method(stage, model, teacher, tensors)
         augment = self._augment(stage.model)
         if objective.needs & distillers.FEATURES or any(True for _ in objective.parameters()) or \
-                (teacher is not None and (augment.shift or augment.flip)):
+                objective.shadows() or (teacher is not None and (augment.shift or augment.flip)):
             return None
         logits = trainer.predict(teacher, tensors.x_train) if teacher is not None else None
         return Copy(model, objective, self.spec.seed, logits), tensors, augment
@@ -415,7 +415,8 @@ class Run:
             log = lambda e: self.tracker.metrics(run_id, {  # noqa: E731
                 "train_loss": e.train_loss, "val_error": e.val_error, "val_acc": e.val_acc, "lr": e.lr,
                 "epoch_seconds": e.epoch_seconds, "samples_per_s": e.samples_per_s,
-                **{f"loss_{k}": v for k, v in e.terms.items()}}, step=e.epoch)
+                **{f"loss_{k}": v for k, v in e.terms.items()},
+                **{f"val_error_{k}": v for k, v in e.shadow_val_errors.items()}}, step=e.epoch)
             checkpoint = self.run_dir / f"{stage.name}.ckpt"
             if stage.name in self.prefit:  # trained already, as one copy of a batched model (lab/batched.py)
                 fit = self.prefit.pop(stage.name)
@@ -427,6 +428,7 @@ class Run:
                                   label=stage.name, augment=augment, teacher=teacher, checkpoint=checkpoint,
                                   resume=True, on_epoch=log, compile_mode=self.compile_mode)
             last_logits = trainer.predict(model, self.x_test)
+            self._test_shadows(stage, run_id, objective, last_logits)
             model.load_state_dict(fit.best_state)
             if stage.shift_classes:
                 self._bias_shift(stage, run_id, model)
@@ -505,6 +507,16 @@ class Run:
                                self.y_test, stage.shift_classes, stage.paper_shift)
         self.tracker.metrics(run_id, metrics)
         self.findings.append(bias.describe(stage.name, stage.shift_classes, stage.paper_shift, metrics))
+
+    def _test_shadows(self, stage: StageSpec, run_id: str, objective, last_logits: torch.Tensor) -> None:
+        """Test errors of the models a method trains beside the student, as they are at the last epoch."""
+        for name, shadow in objective.shadows().items():
+            errors = int((trainer.predict(shadow, self.x_test).argmax(1) != self.y_test).sum())
+            self.tracker.metrics(run_id, {f"test_error_{name}_last": errors,
+                                          f"test_acc_{name}_last": 1 - errors / len(self.y_test)})
+            student = int((last_logits.argmax(1) != self.y_test).sum())
+            self.findings.append(f"{stage.name}: its {name} model makes {errors} test errors at the last epoch "
+                                 f"(the student {student}; metric test_error_{name}_last)")
 
     def _finish(self, stage, run_id, model, last_logits, best_epoch, epochs, started, reused=False) -> StageResult:
         logits = trainer.predict(model, self.x_test)

@@ -144,8 +144,9 @@ class StageSpec(Strict):
 
 class Claim(Strict):
     stage: str
-    # top1: test accuracy in percent; the others: test errors after a stage's bias shift (lab/bias.py)
-    metric: Literal["test_error", "top1", "test_error_shifted", "test_error_on_shifted_classes",
+    # top1: test accuracy in percent; test_error_ema: the test errors of a method's EMA model (mean teacher's
+    # teacher, at the last epoch); the others: test errors after a stage's bias shift (lab/bias.py)
+    metric: Literal["test_error", "top1", "test_error_ema", "test_error_shifted", "test_error_on_shifted_classes",
                     "test_error_on_shifted_classes_unshifted"] = "test_error"
     value: float
     tolerance: float = Field(ge=0)
@@ -155,6 +156,12 @@ class Claim(Strict):
     runs: PositiveInt | None = 1             # over how many runs the source averaged (None: not stated)
     teacher_net: str | None = None           # the pair the number belongs to (None: any)
     student_net: str | None = None
+
+    @model_validator(mode="after")
+    def _ema_at_last(self) -> Claim:
+        if self.metric == "test_error_ema" and self.epoch != "last":
+            raise ValueError("the EMA model's test errors are measured at the last epoch only: say epoch: last")
+        return self
 
 
 class RunSpec(Strict):

@@ -43,6 +43,7 @@ class EpochLog:
     epoch_seconds: float
     samples_per_s: float
     terms: dict[str, float] = field(default_factory=dict)
+    shadow_val_errors: dict[str, int] = field(default_factory=dict)  # the method's shadow models (Distiller.shadows)
 
 
 @dataclass
@@ -317,7 +318,8 @@ def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: s
             val_error = _val_error(model, data.x_val, data.y_val)
             seconds = time.perf_counter() - started
             log = EpochLog(epoch, train_loss, val_error, 1 - val_error / len(data.y_val), lr, seconds,
-                           n / seconds, {k: float(dd.total(v)) / n for k, v in terms_total.items()})
+                           n / seconds, {k: float(dd.total(v)) / n for k, v in terms_total.items()},
+                           {k: _val_error(m, data.x_val, data.y_val) for k, m in objective.shadows().items()})
             history.append(log)
             if best_error is None or val_error < best_error:
                 best_epoch, best_error, best_state = epoch, val_error, _cpu_state(model)

@@ -54,6 +54,12 @@ class ClaimRow:
     caveat: str | None = None      # incomparable(): other data, or a changed recipe
 
     @property
+    def label(self) -> str:
+        """The stage, and what of it the claim measures where that is not its own test error."""
+        plain = self.metric in ("test_error", "top1")
+        return self.stage if plain else f"{self.stage} ({self.metric.replace('_', ' ')})"
+
+    @property
     def digits(self) -> int:
         return 2 if self.metric == "top1" else 1
 
@@ -158,7 +164,8 @@ def _claims(runs: list[dict[str, Any]], templates: list[str]) -> list[ClaimRow]:
         for claim in template.get("claims", []):
             metric, epoch = claim.get("metric", "test_error"), claim.get("epoch", "best")
             key = {("test_error", "best"): "test_error", ("test_error", "last"): "test_error_last",
-                   ("top1", "best"): "test_acc", ("top1", "last"): "test_acc_last"}.get((metric, epoch), metric)
+                   ("top1", "best"): "test_acc", ("top1", "last"): "test_acc_last",
+                   ("test_error_ema", "last"): "test_error_ema_last"}.get((metric, epoch), metric)
             scale = 100.0 if metric == "top1" else 1.0
             pair = {"paperlab.teacher_net": claim.get("teacher_net"), "paperlab.student_net": claim.get("student_net")}
             stage_runs = [r for r in runs if r["template"] == name and r["stage"] == claim["stage"]

@@ -130,6 +130,12 @@ class Distiller(nn.Module):
     def forward(self, s: Out, t: Out | None, b: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
+    def shadows(self) -> dict[str, nn.Module]:
+        """Models the method trains beside the student (mean teacher's EMA), by name: the trainer logs their
+        validation errors each epoch (`val_error_<name>`) and the runner their test errors at the last
+        epoch (`test_error_<name>_last`). The stage's own numbers stay the student's."""
+        return {}
+
 
 @register("ce")
 class CrossEntropy(Distiller):

@@ -13,8 +13,9 @@ examples' summed CE by the whole batch, as the authors' TensorFlow code does (cl
 than by the labelled count. `teacher_dropout: true` runs the teacher in training mode (its dropout on, batch
 statistics), as that code's EMA tower does; by default it runs in eval mode. The paper gives the teacher
 and the student different noise; here both see the same augmented batch, and only dropout differs. The
-stage's model is the student (its errors are the stage's); the EMA teacher lives in the method and is
-checkpointed with it.
+stage's model is the student (its errors are the stage's); the EMA teacher lives in the method, is
+checkpointed with it, and is evaluated beside the student as the shadow `ema` (`val_error_ema` each epoch,
+`test_error_ema_last` at the end).
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class MeanTeacher(Distiller):
             mask[:] = False
             mask[torch.randperm(n, generator=torch.Generator().manual_seed(0))[:params.labeled]] = True
         self.register_buffer("is_labeled", mask.to(info.train_labels.device))
+
+    def shadows(self):
+        return {"ema": self.ema}
 
     def forward(self, s, t, b):
         if self.training:
