@@ -184,3 +184,23 @@ def test_runs_on_another_copy_of_the_data_are_not_averaged_with_the_newest():
     assert rows[0].verdict == "not comparable: ours on other data (not the official release)"
     official = [r for r in _claims([run("official", 70.0)], ["kd-hinton"]) if r.stage == "teacher"][0]
     assert official.verdict == "reproduced" and official.ours_mean == 70.0
+
+
+def test_misclassified_examples_are_tiled_into_one_picture_by_hand():
+    """Two 2x2 grey images, two a row, a band of one pixel above each: ink on paper, white elsewhere, and
+    each label anchored at the middle of its tile's top edge; colour is clipped to [0, 1]."""
+    import numpy as np
+
+    from paperlab.lab.artifacts import mosaic
+
+    grey = np.array([[[[0.0, 1.0], [0.25, 0.5]]], [[[1.0, 1.0], [1.0, 0.0]]]], dtype=np.float32)
+    picture, anchors = mosaic(grey, cols=2, band=0.5, gap=1)
+    assert picture.shape == (4, 8, 3)  # one row of cells (1 + 2 + 1) high and (1 + 2 + 1) wide
+    assert picture[1:3, 1:3, 0].tolist() == [[1.0, 0.0], [0.75, 0.5]]
+    assert picture[1:3, 5:7, 2].tolist() == [[0.0, 0.0], [0.0, 1.0]]
+    white = np.ones((4, 8), dtype=bool)
+    white[1:3, 1:3] = white[1:3, 5:7] = False
+    assert (picture[white] == 1.0).all()
+    assert anchors == [(1.5, 0.4), (5.5, 0.4)]
+    colour, _ = mosaic(np.full((1, 3, 1, 1), 2.0, dtype=np.float32), cols=3)
+    assert colour.shape == (3, 9, 3) and colour.max() == 1.0
