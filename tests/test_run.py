@@ -167,6 +167,21 @@ def _write_idx(path: Path, array: np.ndarray) -> None:
         out.write(header + array.astype(np.uint8).tobytes())
 
 
+def test_digits_read_from_scikit_learn_s_file_are_load_digits(tmp_path):
+    """The bundled digits are read from the file scikit-learn ships, without importing it: the same images,
+    labels, split and checksum as `load_digits` (the checksum keys cached teachers)."""
+    from sklearn.datasets import load_digits
+
+    from paperlab.lab.data import _checksum, load
+
+    ours = load("digits", None, tmp_path)
+    bunch = load_digits()
+    x, y = (bunch.images / 16.0).astype(np.float32)[:, None], bunch.target.astype(np.int64)
+    assert np.array_equal(np.concatenate([ours.x_train, ours.x_test]), x)
+    assert np.array_equal(np.concatenate([ours.y_train, ours.y_test]), y) and len(ours.y_test) == 500
+    assert ours.checksum == _checksum(x, y)
+
+
 def test_idx_files_from_a_data_dir(cli, tmp_path):
     rng = np.random.default_rng(0)
     folder = tmp_path / "idx"
