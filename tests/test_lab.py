@@ -250,6 +250,29 @@ def test_a_method_without_a_teacher_runs_as_its_own_family(cli):
     assert white.json()["parent_run_id"] != r.json()["parent_run_id"]
 
 
+def test_mean_teacher_tracks_its_ema_teacher_even_when_reused_from_the_cache(cli, home):
+    """The EMA teacher's validation errors each epoch and its last-epoch test errors are logged beside the
+    student's; a second run, which reads both stages from the cache, reports the same EMA errors."""
+    import re
+
+    from mlflow.tracking import MlflowClient
+
+    args = ("run", "mean-teacher", "--profile", "smoke", "--device", "cpu", "--set", "train.epochs=2")
+    first, second = cli(*args), cli(*args)
+    assert first.code == 0 and second.code == 0, first.err + second.err
+    pattern = r"^(\S+): its ema model makes (\d+) test errors at the last epoch"
+    lines = re.findall(pattern, first.out, re.M)
+    assert [name for name, _ in lines] == ["student", "mean-teacher"]
+    assert re.findall(pattern, second.out, re.M) == lines
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("mean-teacher").experiment_id],
+                              "tags.`paperlab.stage` = 'mean-teacher'")
+    assert len(runs) == 2 and {r.data.tags.get("paperlab.reused") for r in runs} == {"true", None}
+    assert [r.data.metrics["test_error_ema_last"] for r in runs] == [float(lines[1][1])] * 2
+    trained = next(r for r in runs if "paperlab.reused" not in r.data.tags)
+    assert len(client.get_metric_history(trained.info.run_id, "val_error_ema")) == 2
+
+
 def test_multi_model_graphs_track_one_child_per_model_and_resume_a_cohort_after_kill_9(cli, sh, home, tmp_path):
     """An ensemble of three cached teachers, then a DML cohort killed mid-stage and resumed exactly."""
     from mlflow.tracking import MlflowClient
@@ -278,12 +301,14 @@ def test_multi_model_graphs_track_one_child_per_model_and_resume_a_cohort_after_
     peers = client.search_runs([client.get_run(parent).info.experiment_id],
                                f"tags.mlflow.parentRunId = '{parent}' and tags.`paperlab.cohort` = 'dml'")
     assert sorted(p.data.tags["paperlab.stage"] for p in peers) == ["dml-peer1", "dml-peer2"]
+    assert all("test_error_last" in p.data.metrics for p in peers)  # each peer's own last epoch
     again = sh(*args)  # the cohort comes from the cache: its peers still get a child run each
     assert again.code == 0 and [s["reused"] for s in again.json()["stages"]] == [True, True], again.err
     parent = again.json()["parent_run_id"]
     peers = client.search_runs([client.get_run(parent).info.experiment_id],
                                f"tags.mlflow.parentRunId = '{parent}' and tags.`paperlab.cohort` = 'dml'")
     assert sorted(p.data.tags["paperlab.stage"] for p in peers) == ["dml-peer1", "dml-peer2"]
+    assert not any("test_error_last" in p.data.metrics for p in peers)  # the cache holds no peer's last epoch
 
 
 def test_a_phase_is_its_own_cached_stage_and_the_next_starts_from_it(cli, home):

@@ -67,6 +67,10 @@ def test_teacher_is_cached_and_runs_are_deterministic(cli):
     second = cli(*SMOKE).json()["stages"]
     assert [s["reused"] for s in second] == [True, True, False]  # teacher and baseline: cached
     assert [s["test_error"] for s in second] == [s["test_error"] for s in first]
+    # the cache holds the best epoch's weights; a reused stage still reports the last epoch it recorded (the
+    # teacher's differ here: 23 and 24 errors)
+    assert first[0]["test_error_last"] != first[0]["test_error"]
+    assert [s["test_error_last"] for s in second] == [s["test_error_last"] for s in first]
     retrained = cli(*SMOKE, "--retrain").json()["stages"]
     assert [s["reused"] for s in retrained] == [False, False, False]
     assert [s["test_error"] for s in retrained] == [s["test_error"] for s in first]

@@ -34,11 +34,11 @@ class StageResult:
     run_id: str
     test_error: int
     test_acc: float
-    test_error_last: int
+    test_error_last: int | None  # None: not known (a reused cohort's peers)
     best_epoch: int
     reused: bool
     wall_seconds: float
-    test_acc_last: float = 0.0
+    test_acc_last: float | None = 0.0
     n_params: int = 0
     role: str = ""
     taught_by: str | None = None
@@ -427,14 +427,15 @@ class Run:
                 fit = trainer.fit(model, objective, tensors, self.spec.train_of(stage), seed=self.spec.seed,
                                   label=stage.name, augment=augment, teacher=teacher, checkpoint=checkpoint,
                                   resume=True, on_epoch=log, compile_mode=self.compile_mode)
-            last_logits = trainer.predict(model, self.x_test)
-            self._test_shadows(stage, run_id, objective, last_logits)
+            last_error = self._errors(model)
+            peers_last = [self._errors(peer) for peer in model.peers] if stage.peers > 1 else []
+            self._test_shadows(stage, run_id, objective, last_error)
             model.load_state_dict(fit.best_state)
             if stage.shift_classes:
                 self._bias_shift(stage, run_id, model)
-            result = self._finish(stage, run_id, model, last_logits, fit.best_epoch, len(fit.history), started)
+            result = self._finish(stage, run_id, model, last_error, fit.best_epoch, len(fit.history), started)
             if stage.peers > 1:
-                self._track_peers(stage, model)
+                self._track_peers(stage, model, peers_last)
         except BaseException:
             self.tracker.finish_quietly(run_id)
             raise
@@ -508,29 +509,33 @@ class Run:
         self.tracker.metrics(run_id, metrics)
         self.findings.append(bias.describe(stage.name, stage.shift_classes, stage.paper_shift, metrics))
 
-    def _test_shadows(self, stage: StageSpec, run_id: str, objective, last_logits: torch.Tensor) -> None:
+    def _errors(self, model) -> int:
+        return int((trainer.predict(model, self.x_test).argmax(1) != self.y_test).sum())
+
+    def _test_shadows(self, stage: StageSpec, run_id: str, objective, student_last: int) -> None:
         """Test errors of the models a method trains beside the student, as they are at the last epoch."""
         for name, shadow in objective.shadows().items():
-            errors = int((trainer.predict(shadow, self.x_test).argmax(1) != self.y_test).sum())
+            errors = self._errors(shadow)
             self.tracker.metrics(run_id, {f"test_error_{name}_last": errors,
                                           f"test_acc_{name}_last": 1 - errors / len(self.y_test)})
-            student = int((last_logits.argmax(1) != self.y_test).sum())
             self.findings.append(f"{stage.name}: its {name} model makes {errors} test errors at the last epoch "
-                                 f"(the student {student}; metric test_error_{name}_last)")
+                                 f"(the student {student_last}; metric test_error_{name}_last)")
 
-    def _finish(self, stage, run_id, model, last_logits, best_epoch, epochs, started, reused=False) -> StageResult:
+    def _finish(self, stage, run_id, model, last_error: int | None, best_epoch, epochs, started,
+                reused=False) -> StageResult:
+        """Track a stage's test errors (its model holds the best epoch's weights; `last_error`: the last
+        epoch's, None where unknown) and its files."""
         logits = trainer.predict(model, self.x_test)
         y = self.y_test
         test_error = int((logits.argmax(1) != y).sum())
-        last_error = int((last_logits.argmax(1) != y).sum())
+        last_acc = None if last_error is None else 1 - last_error / len(y)
         result = StageResult(stage.name, run_id, test_error, 1 - test_error / len(y), last_error, best_epoch, reused,
-                             time.perf_counter() - started, 1 - last_error / len(y), nets.n_params(model),
+                             time.perf_counter() - started, last_acc, nets.n_params(model),
                              stage.model, stage.teacher)
-        self.tracker.metrics(run_id, {"test_error": result.test_error, "test_acc": result.test_acc,
-                                      "test_error_last": result.test_error_last,
-                                      "test_acc_last": result.test_acc_last, "best_epoch": best_epoch,
-                                      "epochs": epochs, "wall_seconds": result.wall_seconds,
-                                      "n_params": result.n_params})
+        last = {} if last_error is None else {"test_error_last": last_error, "test_acc_last": last_acc}
+        self.tracker.metrics(run_id, {"test_error": result.test_error, "test_acc": result.test_acc, **last,
+                                      "best_epoch": best_epoch, "epochs": epochs,
+                                      "wall_seconds": result.wall_seconds, "n_params": result.n_params})
         if not dd.leader():
             return result
         with tempfile.TemporaryDirectory() as tmp:
@@ -559,17 +564,18 @@ class Run:
         model = self._model_of(stage.name)
         run_id = self._start_stage(stage.name, {**self._stage_tags(stage), "paperlab.ensemble": ",".join(stage.ensemble)})
         self.tracker.params(run_id, _flat(self.spec))
-        return self._finish(stage, run_id, model, trainer.predict(model, self.x_test), 0, 0, started)
+        return self._finish(stage, run_id, model, self._errors(model), 0, 0, started)  # nothing trains: best = last
 
-    def _track_peers(self, stage: StageSpec, cohort) -> None:
-        """One child run per peer of a cohort, each with its own test errors."""
+    def _track_peers(self, stage: StageSpec, cohort, last_errors: list[int] | None = None) -> None:
+        """One child run per peer of a cohort, each with its own test errors (at the last epoch too where
+        known: not for a cohort read from the cache)."""
         errors: list[str] = []
         for i, peer in enumerate(cohort.peers):
             peer_stage = stage.model_copy(update={"name": f"{stage.name}-peer{i + 1}", "peers": 1})
             run_id = self._start_stage(peer_stage.name, {
                 **self._stage_tags(peer_stage), "paperlab.cohort": stage.name})
             self.tracker.params(run_id, _flat(self.spec))
-            done = self._finish(peer_stage, run_id, peer, trainer.predict(peer, self.x_test), 0, 0,
+            done = self._finish(peer_stage, run_id, peer, last_errors[i] if last_errors else None, 0, 0,
                                 time.perf_counter())
             errors.append(str(done.test_error))
         self.findings.append(f"{stage.name}: test errors per peer (one MLflow child run each): {', '.join(errors)}")
@@ -583,8 +589,13 @@ class Run:
         run_id = self._start_stage(stage.name, {
             **self._stage_tags(stage), "paperlab.reused": "true", "paperlab.reused_from": cached["result"]["run_id"]})
         self.tracker.params(run_id, _flat(self.spec))
-        logits = trainer.predict(model, self.x_test)
-        result = self._finish(stage, run_id, model, logits, cached["result"]["best_epoch"], 0, started, reused=True)
+        last_error = cached["result"]["test_error_last"]  # the cached weights are the best epoch's
+        if distillers.get(stage.method).shadows is not distillers.Distiller.shadows and cached.get("method_state"):
+            objective = self._method(stage, model, self._model_of(stage.teacher) if stage.teacher else None,
+                                     self._transfer_set(stage))  # its shadows as they were at the last epoch
+            objective.load_state_dict(cached["method_state"])
+            self._test_shadows(stage, run_id, objective, last_error)
+        result = self._finish(stage, run_id, model, last_error, cached["result"]["best_epoch"], 0, started, reused=True)
         if stage.peers > 1:  # a reused cohort still shows one child run per peer
             self._track_peers(stage, model)
         return result
