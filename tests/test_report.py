@@ -93,9 +93,10 @@ def test_html_report_holds_the_sections_in_order_and_escapes_everything(tracked,
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;script&gt;alert(3)&lt;/script&gt;" in page
     assert "alert(4)" in page  # the note's text is there, as text
     assert "not comparable: ours on digits, the paper&#39;s on mnist" in page
-    # teacher and student: three runs of one configuration (seeds 0, 0 and 1; the temperature does not shape them)
-    assert len(re.findall(r"± [\d.,]+ \(3\) <small>digits", page)) == 2
-    assert re.search(r"<td>kd</td><td class=\"n\">74 <small>errors, best epoch, runs: 1, mnist</small></td>\s*"
+    # teacher and student: three runs of one configuration (seeds 0, 0 and 1; the temperature does not shape
+    # them), two samples: seed 0's second run is the cached model again
+    assert len(re.findall(r"± [\d.,]+ \(2\) <small>digits", page)) == 2
+    assert re.search(r"<td>kd</td><td class=\"n\">74 <small>errors, epoch not stated, runs: 1, mnist</small></td>\s*"
                      r"<td class=\"n\">[\d,]+ \(1\)", page)
     assert "distill.temperature" in page  # the swept parameter is a runs-table column
     assert "Test error against distill.temperature" in page
@@ -204,3 +205,27 @@ def test_misclassified_examples_are_tiled_into_one_picture_by_hand():
     assert anchors == [(1.5, 0.4), (5.5, 0.4)]
     colour, _ = mosaic(np.full((1, 3, 1, 1), 2.0, dtype=np.float32), cols=3)
     assert colour.shape == (3, 9, 3) and colour.max() == 1.0
+
+
+def test_a_seed_run_again_is_not_another_sample():
+    """Three teacher runs of seed 0 (one trained, two read from the cache) and one of seed 1: the claim row
+    averages two values, one per seed, the newest of each; so does the effect over parent runs."""
+    from paperlab.reports.collect import _claims, _effects
+
+    def run(seed, errors, stage="teacher", parent="p", **tags):
+        return {"template": "kd-hinton", "profile": "paper", "stage": stage, "parent_run_id": parent,
+                "metrics": {"test_error": errors}, "test_error": errors, "params": {"train.lr": "1.0"},
+                "tags": {"paperlab.dataset": "mnist", "paperlab.dataset_sha256": "x", "paperlab.seed": str(seed),
+                         "paperlab.role": "student" if stage != "teacher" else "teacher", **tags}}
+
+    teachers = [run(1, 60.0), run(0, 70.0, **{"paperlab.reused_from": "a"}), run(0, 70.0), run(0, 90.0)]
+    row = next(r for r in _claims(teachers, ["kd-hinton"]) if r.stage == "teacher")
+    assert (row.n, row.ours_mean) == (2, 65.0)
+
+    def parent(name, seed, kd):
+        return [run(seed, 100.0, "teacher", name), run(seed, 200.0, "student", name),
+                run(seed, kd, "kd", name, **{"paperlab.taught_by": "teacher"})]
+
+    newest_first = [*parent("p3", 0, 150.0), *parent("p2", 0, 150.0), *parent("p1", 1, 120.0)]
+    (name, summary), = _effects(newest_first)
+    assert name == "kd" and summary.n == 2

@@ -139,7 +139,8 @@ def run(
         text = "-"
         if claim:
             unit = " % top-1" if claim.metric == "top1" else " errors"
-            text = f"{claim.value:g}{unit}, {claim.epoch} epoch" + (
+            when = "epoch not stated" if claim.epoch == "unstated" else f"{claim.epoch} epoch"
+            text = f"{claim.value:g}{unit}, {when}" + (
                 "" if claim.dataset == spec.dataset else f" (paper: {claim.dataset})")
         rows.append([s.stage, s.test_error, s.test_error_last, f"{s.test_acc:.4f}", s.best_epoch,
                      "cached" if s.reused else f"{s.wall_seconds:.0f}s", text])

@@ -152,7 +152,8 @@ class Claim(Strict):
     tolerance: float = Field(ge=0)
     dataset: str
     source: str = ""
-    epoch: Literal["best", "last"] = "best"  # which epoch the source reports
+    # which epoch the source reports; unstated: the source does not say (ours: the best-validation epoch)
+    epoch: Literal["best", "last", "unstated"] = "best"
     runs: PositiveInt | None = 1             # over how many runs the source averaged (None: not stated)
     teacher_net: str | None = None           # the pair the number belongs to (None: any)
     student_net: str | None = None

@@ -163,9 +163,10 @@ def _claims(runs: list[dict[str, Any]], templates: list[str]) -> list[ClaimRow]:
         own = (template["teacher"]["net"]["kind"], template["student"]["net"]["kind"])
         for claim in template.get("claims", []):
             metric, epoch = claim.get("metric", "test_error"), claim.get("epoch", "best")
+            ours = "best" if epoch == "unstated" else epoch
             key = {("test_error", "best"): "test_error", ("test_error", "last"): "test_error_last",
                    ("top1", "best"): "test_acc", ("top1", "last"): "test_acc_last",
-                   ("test_error_ema", "last"): "test_error_ema_last"}.get((metric, epoch), metric)
+                   ("test_error_ema", "last"): "test_error_ema_last"}.get((metric, ours), metric)
             scale = 100.0 if metric == "top1" else 1.0
             pair = {"paperlab.teacher_net": claim.get("teacher_net"), "paperlab.student_net": claim.get("student_net")}
             stage_runs = [r for r in runs if r["template"] == name and r["stage"] == claim["stage"]
@@ -185,8 +186,8 @@ def _claims(runs: list[dict[str, Any]], templates: list[str]) -> list[ClaimRow]:
             stage_runs = on_pair or stage_runs
             newest = stage_runs[0]  # runs come newest first; its configuration is the one compared
             data = newest["tags"].get("paperlab.dataset_sha256")  # runs on another copy of the data are not repeats
-            same = [r for r in stage_runs if _config(r) == _config(newest)
-                    and r["tags"].get("paperlab.dataset_sha256") == data]
+            same = _newest_per_seed([r for r in stage_runs if _config(r) == _config(newest)
+                                     and r["tags"].get("paperlab.dataset_sha256") == data])
             values = [r["metrics"][key] * scale for r in same]
             rows.append(ClaimRow(ours_mean=statistics.fmean(values),
                                  ours_std=statistics.stdev(values) if len(values) > 1 else None, n=len(values),
@@ -195,9 +196,18 @@ def _claims(runs: list[dict[str, Any]], templates: list[str]) -> list[ClaimRow]:
     return rows
 
 
+def _newest_per_seed(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One run per seed, the newest (runs come newest first): a run repeated with its seed (or read from the
+    cache) is the same computation again, not another sample."""
+    seen: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        seen.setdefault(run["tags"].get("paperlab.seed", "0"), run)
+    return list(seen.values())
+
+
 def _effects(runs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-    """Errors saved and gap closed per distilled stage, over every parent run (seed) of the newest run's
-    template and profile whose distilled stage has the newest one's configuration."""
+    """Errors saved and gap closed per distilled stage, over the newest parent run of each seed of the newest
+    run's template and profile whose distilled stage has the newest one's configuration."""
     from paperlab.lab.effect import StageInfo, comparisons, effect, summarise
 
     newest = runs[0]
@@ -207,13 +217,16 @@ def _effects(runs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
             parents.setdefault(run["parent_run_id"], {})[run["stage"]] = run
     found: dict[str, list] = {}
     reference: dict[str, tuple] = {}
+    seeds: dict[str, set] = {}
     for stages in reversed(list(parents.values())):  # newest parent first: its configuration is the reference
+        seed = next(iter(stages.values()))["tags"].get("paperlab.seed", "0")
         infos = [StageInfo(name, role_of(r), r["tags"].get("paperlab.taught_by") or None,
                            r["tags"].get("paperlab.init") or None) for name, r in stages.items()]
         for name, teacher, baseline in comparisons(infos):
             run = stages[name]
-            if reference.setdefault(name, _config(run)) != _config(run):
+            if reference.setdefault(name, _config(run)) != _config(run) or seed in seeds.setdefault(name, set()):
                 continue
+            seeds[name].add(seed)
             found.setdefault(name, []).append(effect(stages[teacher]["test_error"],
                                                      stages[baseline]["test_error"], run["test_error"]))
     return [(name, summarise(effects)) for name, effects in found.items()]
