@@ -400,3 +400,23 @@ def test_an_unreachable_tracking_server_is_one_clear_line(cli, monkeypatch):
         assert r.code == 1, args
         assert r.err.strip().splitlines()[-1] == ("error: cannot reach the MLflow tracking server at "
                                                   "http://127.0.0.1:9 (is it running? MLFLOW_TRACKING_URI sets it)")
+
+
+def test_a_resumed_run_logs_its_params_again_without_changing_one(home):
+    """MLflow refuses to change a logged param. A stage reopened by --resume logs its recipe again; params it
+    holds already are left as they are (runs before 2026-11-29 logged the time estimate, since corrected in
+    kd-hinton's template: its paper run failed to resume), new ones are added; the recipe params leave out
+    the title, the claims and the estimate."""
+    from paperlab.lab.runner import _flat
+    from paperlab.lab.templates import load
+    from paperlab.lab.tracking import Tracker
+    from paperlab.settings import load as settings
+
+    tracker = Tracker(settings())
+    run_id = tracker.start(tracker.experiment("resume-params"), "teacher", {})
+    tracker.params(run_id, {"train.lr": "1.0", "estimate_minutes.cpu": "570.0"})
+    tracker.params(run_id, {"train.lr": "1.0", "estimate_minutes.cpu": "1750.0", "train.epochs": "3000"})
+    held = tracker.client.get_run(run_id).data.params
+    assert held == {"train.lr": "1.0", "estimate_minutes.cpu": "570.0", "train.epochs": "3000"}
+    flat = _flat(load("kd-hinton", "paper", {}))
+    assert "train.lr" in flat and not any(k.startswith(("estimate_minutes", "title", "claims")) for k in flat)

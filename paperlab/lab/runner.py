@@ -607,9 +607,10 @@ def _world() -> list[str]:
 
 
 def _flat(spec: RunSpec) -> dict[str, str]:
-    from paperlab.lab.templates import flatten
+    """The recipe as MLflow params: what the run's key holds (title, claims and the time estimate left out,
+    so that a run resumed after they were corrected logs the same params again)."""
+    from paperlab.lab.templates import DESCRIPTIVE_KEYS, flatten
 
-    data = spec.model_dump(mode="json")
-    data.pop("claims", None)
+    data = spec.model_dump(mode="json", exclude=DESCRIPTIVE_KEYS)
     data["stages"] = ",".join(s["name"] for s in data["stages"])
     return flatten(data)

@@ -191,9 +191,13 @@ class Tracker:
         self.client.log_inputs(run_id, [DatasetInput(entity, [InputTag("mlflow.data.context", "training")])])
 
     def params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Log params, leaving out those the run holds already: MLflow refuses to change one, and a resumed
+        run logs its recipe again (runs before 2026-11-29 also logged their title and time estimate, which a
+        template may have corrected since)."""
         from mlflow.entities import Param
 
-        items = [Param(k[:250], str(v)[:6000]) for k, v in params.items()]
+        held = self.client.get_run(run_id).data.params
+        items = [Param(k[:250], str(v)[:6000]) for k, v in params.items() if k[:250] not in held]
         for i in range(0, len(items), 100):
             self.client.log_batch(run_id, params=items[i:i + 100])
 

@@ -17,6 +17,7 @@ from paperlab.errors import NotFound, PaperlabError
 from paperlab.settings import Settings
 
 SEED_PARAM = "seed"
+DESCRIPTIVE = ("title", "reference", "estimate_minutes.")  # params of runs logged before they were left out
 
 
 def incomparable(tags: dict[str, str]) -> str | None:
@@ -130,7 +131,7 @@ def _config(run: dict[str, Any]) -> tuple:
     ignored = () if is_taught(run) else {"teacher": ("distill.", "student."),
                                           "student": ("distill.", "teacher.")}.get(role_of(run), ())
     return tuple(sorted((k, v) for k, v in run["params"].items()
-                        if k != SEED_PARAM and not k.startswith(ignored)))
+                        if k != SEED_PARAM and not k.startswith(ignored) and not k.startswith(DESCRIPTIVE)))
 
 
 def _paper(settings: Settings, arxiv_id: str | None) -> tuple[dict[str, Any] | None, dict[str, str]]:
