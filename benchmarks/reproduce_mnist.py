@@ -1,9 +1,11 @@
 """Run a kd-hinton profile on real MNIST and print the comparison with section 3 of the paper: teacher,
 baseline student and distilled student, test errors at the best and the last epoch, the paper's numbers,
-errors saved and gap closed, and the wall time. Not part of CI (minutes to hours).
+errors saved and gap closed, and the time: each stage's training seconds summed over every session that
+worked on it (`train_seconds`: a stage resumed after an interruption counts all its epochs), and this
+call's wall time. Not part of CI (minutes to hours).
 
     python benchmarks/reproduce_mnist.py --profile fast                 # 120 epochs: ~45 min on 2 CPU cores
-    python benchmarks/reproduce_mnist.py --profile paper                # 3,000 epochs: ~9.5 h on 2 cores
+    python benchmarks/reproduce_mnist.py --profile paper                # 3,000 epochs: ~29 h on 2 cores
     python benchmarks/reproduce_mnist.py --template kd-hinton-omit3 --profile fast
 
 MNIST comes from --data-dir (default ../shared/data/mnist, the four IDX files); without it the script says
@@ -50,26 +52,29 @@ def main() -> None:
     from paperlab.lab.templates import parse_sets
 
     spec = load(args.template, args.profile, parse_sets(args.set))
-    print(f"{args.template} / {args.profile} on MNIST, seed {args.seed}: {wall / 60:.1f} min in all")
-    print("| stage | test errors, best epoch (of 10,000) | last epoch | paper | s |")
-    print("| --- | --- | --- | --- | --- |")
-    for name, s in stages.items():
-        claim = spec.claim_for(name)
-        print(f"| {name} | {s['test_error']} | {s['test_error_last']} | {claim.value:g} |" if claim else
-              f"| {name} | {s['test_error']} | {s['test_error_last']} | - |", f"{s['wall_seconds']:.0f} |")
-    if {"teacher", "student", "kd"} <= set(stages):
-        e = [effect(stages["teacher"]["test_error"], stages["student"]["test_error"], stages["kd"]["test_error"])]
-        claims = [spec.claim_for(n) for n in ("teacher", "student", "kd")]
-        paper = f"; the paper's: {summarise([effect(*[c.value for c in claims])]).text()}" if all(claims) else ""
-        print(f"\nkd {summarise(e).text()}{paper}")
     os.environ["PAPERLAB_HOME"] = env["PAPERLAB_HOME"]
     from mlflow.tracking import MlflowClient
 
     from paperlab.settings import load as settings
 
     client = MlflowClient(settings().mlflow_uri)
+    runs = {name: client.get_run(s["run_id"]).data for name, s in stages.items()}
+    metrics = {name: run.metrics for name, run in runs.items()}
+    print(f"{args.template} / {args.profile} on MNIST, seed {args.seed}: this call {wall / 60:.1f} min")
+    print("| stage | test errors, best epoch (of 10,000) | last epoch | paper | training s (all sessions) |")
+    print("| --- | --- | --- | --- | --- |")
     for name, s in stages.items():
-        m = client.get_run(s["run_id"]).data.metrics
+        claim = spec.claim_for(name)
+        paper = f"{claim.value:g}" if claim else "-"
+        reused = runs[name].tags.get("paperlab.reused_from")
+        seconds = f"cached ({reused[:8]})" if reused else f"{metrics[name].get('train_seconds', float('nan')):.0f}"
+        print(f"| {name} | {s['test_error']} | {s['test_error_last']} | {paper} | {seconds} |")
+    if {"teacher", "student", "kd"} <= set(stages):
+        e = [effect(stages["teacher"]["test_error"], stages["student"]["test_error"], stages["kd"]["test_error"])]
+        claims = [spec.claim_for(n) for n in ("teacher", "student", "kd")]
+        paper = f"; the paper's: {summarise([effect(*[c.value for c in claims])]).text()}" if all(claims) else ""
+        print(f"\nkd {summarise(e).text()}{paper}")
+    for name, m in metrics.items():
         if "bias_shift" in m:
             print(f"{name}: bias shift {m['bias_shift']:+.1f} chosen on the validation split: test errors "
                   f"{m['test_error_unshifted']:.0f} -> {m['test_error_shifted']:.0f}, on the shifted classes "

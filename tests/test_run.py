@@ -45,6 +45,8 @@ def test_smoke_run_end_to_end_is_tracked(cli, home):
         assert kd.data.tags[tag], tag
     history = client.get_metric_history(kd.info.run_id, "val_error")
     assert [m.step for m in history] == list(range(1, 31))
+    seconds = client.get_metric_history(kd.info.run_id, "epoch_seconds")
+    assert kd.data.metrics["train_seconds"] == pytest.approx(sum(m.value for m in seconds))
     assert {"train_loss", "val_acc", "lr", "epoch_seconds", "samples_per_s", "loss_soft", "loss_hard",
             "test_acc", "test_error_last", "best_epoch"} <= set(kd.data.metrics)
     names = {a.path for a in client.list_artifacts(kd.info.run_id)}
@@ -106,6 +108,12 @@ def test_resume_after_kill_9_ends_with_the_same_numbers(sh, home, tmp_path):
     assert (home / "runs" / name).is_dir() and not (home / "runs" / legacy).exists()  # moved to its new key
     assert ([s["test_error"] for s in resumed.json()["stages"]]
             == [s["test_error"] for s in reference.json()["stages"]])
+    # the student's training time counts the epochs of both processes, each once (its newest logged time)
+    client, student = _client(home), resumed.json()["stages"][1]["run_id"]
+    per_epoch = {m.step: m.value for m in sorted(client.get_metric_history(student, "epoch_seconds"),
+                                                 key=lambda m: m.timestamp)}
+    assert sorted(per_epoch) == list(range(1, 21))
+    assert client.get_run(student).data.metrics["train_seconds"] == pytest.approx(sum(per_epoch.values()))
 
 
 def test_the_run_key_is_the_recipe_not_its_description():

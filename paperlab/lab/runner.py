@@ -427,6 +427,7 @@ class Run:
                 fit = trainer.fit(model, objective, tensors, self.spec.train_of(stage), seed=self.spec.seed,
                                   label=stage.name, augment=augment, teacher=teacher, checkpoint=checkpoint,
                                   resume=True, on_epoch=log, compile_mode=self.compile_mode)
+            self.tracker.metrics(run_id, {"train_seconds": sum(h.epoch_seconds for h in fit.history)})  # resumes too
             last_error = self._errors(model)
             peers_last = [self._errors(peer) for peer in model.peers] if stage.peers > 1 else []
             self._test_shadows(stage, run_id, objective, last_error)
