@@ -113,3 +113,20 @@ def test_a_tag_selects_its_papers_templates_and_shows_their_notes(compared, tmp_
     assert heading.startswith("# Method comparison: ") and "kd-hinton, kd-hinton-omit3" in heading and "tag week3" in heading
     assert "## Distilling the Knowledge in a Neural Network (arXiv:1503.02531)" in text
     assert "| kd-hinton (kd) |" in text and "kd-t2" not in text  # only the tagged paper's templates
+
+
+def test_a_claim_of_the_last_epoch_is_compared_with_our_last_epoch():
+    """RepDistiller's numbers are of the last epoch: ours is compared there (the ranking stays on the best-
+    validation epoch); runs that did not record their last epoch get no verdict."""
+    from paperlab.reports.compare import Row
+
+    row = Row("fitnet", "fitnet", "method", "fitnet", None, acc={0: 74.0, 1: 76.0}, acc_last={0: 72.0, 1: 73.0},
+              claim=73.5, claim_tolerance=1.0, claim_epoch="last")
+    assert row.mean == 75.0 and row.at_claim_epoch == 72.5 and row.diff == pytest.approx(-1.0)
+    assert row.verdict == "reproduced"
+    best = Row("fitnet", "fitnet", "method", "fitnet", None, acc={0: 74.0, 1: 76.0}, acc_last={0: 72.0, 1: 73.0},
+               claim=73.5, claim_tolerance=1.0)
+    assert best.diff == pytest.approx(1.5) and best.verdict == "close"
+    unknown = Row("fitnet", "fitnet", "method", "fitnet", None, acc={0: 74.0, 1: 76.0}, acc_last={0: 72.0},
+                  claim=73.5, claim_epoch="last")
+    assert unknown.diff is None and unknown.verdict.startswith("not comparable: the paper's number is of the last")

@@ -34,12 +34,14 @@ class Row:
     method: str
     paper: str | None
     acc: dict[int, float] = field(default_factory=dict)  # seed -> test accuracy (%), best-validation epoch
+    acc_last: dict[int, float] = field(default_factory=dict)  # seed -> test accuracy (%), last epoch
     errors: dict[int, float] = field(default_factory=dict)
     wall: list[float] = field(default_factory=list)
     n_params: int | None = None
     claim: float | None = None  # the paper's top-1 (%) for this pair
     claim_source: str = ""
     claim_tolerance: float = 1.0
+    claim_epoch: str = "best"  # the epoch the paper's number is of: ours is compared at the same one
     gap_closed: float | None = None
     gap_closed_std: float | None = None
     rank: int | None = None
@@ -69,8 +71,17 @@ class Row:
         return incomparable(self.newest["tags"]) if self.newest else None
 
     @property
+    def at_claim_epoch(self) -> float | None:
+        """Our mean at the epoch the claim reports: the last epoch's where the paper gives its last (None
+        where a seed's last epoch was not recorded), else the best-validation epoch's, as ranked."""
+        if self.claim_epoch != "last":
+            return self.mean
+        return statistics.fmean(self.acc_last.values()) if set(self.acc_last) == set(self.acc) else None
+
+    @property
     def diff(self) -> float | None:
-        return None if self.claim is None or self.caveat else self.mean - self.claim
+        ours = self.at_claim_epoch
+        return None if self.claim is None or self.caveat or ours is None else ours - self.claim
 
     @property
     def wall_mean(self) -> float:
@@ -80,7 +91,11 @@ class Row:
     def verdict(self) -> str:
         if self.claim is None:
             return "no claim for this pair"
-        return f"not comparable: {self.caveat}" if self.caveat else verdict(self.diff, self.claim_tolerance)
+        if self.caveat:
+            return f"not comparable: {self.caveat}"
+        if self.diff is None:
+            return "not comparable: the paper's number is of the last epoch, which our runs did not record"
+        return verdict(self.diff, self.claim_tolerance)
 
 
 @dataclass
@@ -175,6 +190,8 @@ def _rows(runs: list[dict[str, Any]]) -> dict[tuple[str, str], Row]:
         if seed in row.acc:
             continue
         row.acc[seed] = 100.0 * (run["test_acc"] if run["test_acc"] is not None else 0.0)
+        if run["metrics"].get("test_acc_last") is not None:
+            row.acc_last[seed] = 100.0 * run["metrics"]["test_acc_last"]
         row.errors[seed] = run["test_error"]
         reused = run["tags"].get("paperlab.reused_from")  # a cached model: its time is the run that trained it
         row.wall.append(next((r["metrics"].get("wall_seconds", 0.0) for r in runs if r["run_id"] == reused),
@@ -196,6 +213,7 @@ def _claims(row: Row, teacher_net: str, student_net: str, dataset: str) -> None:
                 and claim.get("teacher_net") == teacher_net and claim.get("student_net") == student_net):
             row.claim, row.claim_source = claim["value"], claim.get("source", "")
             row.claim_tolerance = claim.get("tolerance", 1.0)
+            row.claim_epoch = claim.get("epoch", "best")
             return
 
 
