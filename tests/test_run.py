@@ -428,3 +428,13 @@ def test_a_resumed_run_logs_its_params_again_without_changing_one(home):
     assert held == {"train.lr": "1.0", "estimate_minutes.cpu": "570.0", "train.epochs": "3000"}
     flat = _flat(load("kd-hinton", "paper", {}))
     assert "train.lr" in flat and not any(k.startswith(("estimate_minutes", "title", "claims")) for k in flat)
+
+
+def test_pulling_a_teacher_that_was_never_cached_is_one_line(cli):
+    """A teacher stage trained with `cache: false` is registered without a cache key: `teachers pull` says so
+    by name instead of failing on the cache folder itself."""
+    r = cli(*SMOKE, "--epochs", "1", "--set", "stages=[{name: teacher, model: teacher, cache: false}]")
+    assert r.code == 0, r.err
+    pulled = cli("teachers", "pull", "kd-hinton.teacher.cnn.digits")
+    assert pulled.code == 2 and "was not cached when it was trained" in pulled.err
+    assert len(pulled.err.strip().splitlines()) == 1

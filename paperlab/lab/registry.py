@@ -16,7 +16,7 @@ from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any, Iterator
 
-from paperlab.errors import NotFound, PaperlabError
+from paperlab.errors import BadInput, NotFound, PaperlabError
 
 
 def model_name(template: str, role: str, net: str, dataset: str) -> str:
@@ -96,6 +96,10 @@ def pull(tracker, cache_dir: Path, name: str, version: int | None = None) -> Pat
         raise NotFound(f"no registered teacher {name}{'' if version is None else f' version {version}'} "
                        "(`paperlab teachers list` shows them)")
     chosen = found[0]
+    if not chosen["cache_key"]:  # a teacher stage run with `cache: false`: no cache entry to make
+        raise BadInput(f"{name} version {chosen['version']} was not cached when it was trained (its stage said "
+                       f"cache: false), so it has no place in the teacher cache; load it with "
+                       f"mlflow.pyfunc.load_model('models:/{name}/{chosen['version']}')")
     target = cache_dir / "teachers" / chosen["cache_key"]
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
