@@ -428,6 +428,7 @@ class Run:
                                   label=stage.name, augment=augment, teacher=teacher, checkpoint=checkpoint,
                                   resume=True, on_epoch=log, compile_mode=self.compile_mode)
             self.tracker.metrics(run_id, {"train_seconds": sum(h.epoch_seconds for h in fit.history)})  # resumes too
+            started -= sum(h.epoch_seconds for h in fit.history[:fit.resumed_epochs])  # wall: earlier sessions too
             last_error = self._errors(model)
             peers_last = [self._errors(peer) for peer in model.peers] if stage.peers > 1 else []
             self._test_shadows(stage, run_id, objective, last_error)

@@ -263,7 +263,11 @@ class Tracker:
         return out
 
     def history(self, run_id: str, metric: str) -> list[tuple[int, float]]:
-        return [(m.step, m.value) for m in sorted(self.client.get_metric_history(run_id, metric), key=lambda m: m.step)]
+        """(step, value) by step, each step once: its newest value (an epoch cut short by kill -9 was logged,
+        then trained and logged again by the resumed run)."""
+        newest = {m.step: m.value for m in sorted(self.client.get_metric_history(run_id, metric),
+                                                     key=lambda m: m.timestamp)}
+        return sorted(newest.items())
 
     def download(self, run_id: str, path: str, folder: Path) -> Path | None:
         """One artifact of a run into `folder`, or None when the run has no such file."""

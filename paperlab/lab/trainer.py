@@ -52,6 +52,7 @@ class FitResult:
     best_epoch: int
     best_state: dict
     last_state: dict
+    resumed_epochs: int = 0  # epochs read back from the checkpoint: trained by an earlier process
 
 
 def pick_device(name: str) -> torch.device:
@@ -333,4 +334,4 @@ def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: s
                                    "best_error": best_error, "best_state": best_state, "epoch": epoch}, checkpoint)
     finally:
         progress.close()
-    return FitResult(history, best_epoch, best_state, _cpu_state(model))
+    return FitResult(history, best_epoch, best_state, _cpu_state(model), start_epoch - 1)
