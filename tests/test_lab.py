@@ -362,3 +362,18 @@ def test_crd_without_some_classes_indexes_the_stages_own_transfer_set(home):
         assert int(negatives.max()) < len(kept) and bool((kept[negatives] != y[:, None]).all())
     finally:
         run.lock.release()
+
+
+def test_a_template_inherits_the_base_s_claims_only_for_stages_it_trains_as_the_base_does():
+    """CRD's benchmark claims its plain teacher and student (all labels, CE). Mean teacher's `student` learns
+    from 4,000 labels through its method and it has no `teacher`: neither claim is its own; Tf-KD has a
+    plain student and no teacher."""
+    from paperlab.lab.templates import raw
+
+    def base_stages(name):
+        return {c["stage"] for c in raw(name)["claims"] if c["source"].endswith("(CRD's benchmark)")}
+
+    assert base_stages("crd") == {"teacher", "student"}
+    assert base_stages("tfkd") == {"student"}
+    assert base_stages("mean-teacher") == set()
+    assert {c["stage"] for c in raw("mean-teacher")["claims"]} == {"mean-teacher"}  # its own stay

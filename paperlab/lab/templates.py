@@ -36,8 +36,13 @@ def template_names(check: str | None = None) -> list[str]:
     return names
 
 
+PLAIN_KEYS = {"name", "model", "seed_offset", "cache"}  # a stage with no more than these learns from labels alone
+
+
 def raw(name: str) -> dict[str, Any]:
-    """The template's YAML; `extends: BASE` merges it over bases/BASE.yaml (the base's claims kept first)."""
+    """The template's YAML; `extends: BASE` merges it over bases/BASE.yaml. The base's claims come first,
+    those of them whose stage the template trains as the base means it: from all the labels alone (mean
+    teacher's `student` learns from 4,000 labels by its method, and it has no `teacher`)."""
     import yaml
 
     template_names(check=name)
@@ -50,7 +55,8 @@ def raw(name: str) -> dict[str, Any]:
         raise BadInput(f"template {name!r} extends {base_name!r}, which is not in templates/experiments/bases")
     base = yaml.safe_load(base_file.read_text(encoding="utf-8"))
     merged = _merge(base, data)
-    merged["claims"] = [*base.get("claims", []), *data.get("claims", [])]
+    plain = {s["name"] for s in merged.get("stages", []) if set(s) <= PLAIN_KEYS}
+    merged["claims"] = [*[c for c in base.get("claims", []) if c["stage"] in plain], *data.get("claims", [])]
     return merged
 
 
