@@ -4,7 +4,7 @@ errors saved and gap closed, and the time: each stage's training seconds summed 
 worked on it (`train_seconds`: a stage resumed after an interruption counts all its epochs), and this
 call's wall time. Not part of CI (minutes to hours).
 
-    python benchmarks/reproduce_mnist.py --profile fast                 # 120 epochs: ~45 min on 2 CPU cores
+    python benchmarks/reproduce_mnist.py --profile fast                 # 120 epochs: ~35 min on 2 CPU cores
     python benchmarks/reproduce_mnist.py --profile paper                # 3,000 epochs: ~29 h on 2 cores
     python benchmarks/reproduce_mnist.py --template kd-hinton-omit3 --profile fast
 
