@@ -229,3 +229,26 @@ def test_a_seed_run_again_is_not_another_sample():
     newest_first = [*parent("p3", 0, 150.0), *parent("p2", 0, 150.0), *parent("p1", 1, 120.0)]
     (name, summary), = _effects(newest_first)
     assert name == "kd" and summary.n == 2
+
+
+def test_the_sweep_figure_plots_one_stage_against_its_numeric_settings():
+    """kd-hinton-omit3's two distilled stages (kd, kd78) differ in their profile's name and their shift: no
+    sweep (the report stopped on float('fast+only-7-8')). A stage run at two temperatures and two seeds is one:
+    against the temperature, the mean test errors per point."""
+    from types import SimpleNamespace
+
+    from paperlab.reports.plots import _swept, sweep
+
+    def run(stage, errors, seed=0, **params):
+        return {"stage": stage, "test_error": errors, "tags": {"paperlab.taught_by": "teacher"},
+                "params": {"seed": str(seed), **params}}
+
+    omit = [run("kd", 103.0, profile="fast", paper_shift="3.5"), run("kd78", 563.0, profile="fast+only-7-8",
+                                                                     paper_shift="-7.6")]
+    assert _swept(omit) == ([], []) and sweep(SimpleNamespace(runs=omit)) is None
+    grid = [run("kd", e, seed, **{"distill.temperature": t, "profile": "smoke"})
+            for e, seed, t in ((40.0, 0, "4.0"), (44.0, 1, "4.0"), (50.0, 0, "20.0"))]
+    group, keys = _swept([omit[1], *grid])  # seeds are repeats, not a setting swept
+    assert keys == ["distill.temperature"] and group == grid
+    figure = sweep(SimpleNamespace(runs=grid))
+    assert figure.name == "sweep" and "distill.temperature" in figure.title

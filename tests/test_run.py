@@ -215,9 +215,18 @@ def test_idx_files_from_a_data_dir(cli, tmp_path):
             "--stage", "student", "--set", "train.val_size=100", "--epochs", "5")
     assert r.code == 0, r.err
     assert r.json()["stages"][0]["test_error"] <= 10  # of 100
+    # the report finds the images where the run read them (its MLflow dataset input), not only in the cache
+    from paperlab.reports.collect import collect
+    from paperlab.settings import load
+
+    assert collect(load(), template="kd-hinton").images.shape == (100, 1, 28, 28)
+    assert cli("report", "--template", "kd-hinton", "-f", "md", "-o", str(tmp_path / "r.md")).code == 0
+    assert "not on this machine" not in (tmp_path / "r.md").read_text()
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x64" + b"\x01"))
     r = cli("run", "kd-hinton", "--profile", "smoke", "--dataset", "mnist", "--data-dir", str(folder))
     assert r.code == 1 and "is truncated" in r.err
+    assert cli("report", "--template", "kd-hinton", "-f", "md", "-o", str(tmp_path / "r.md")).code == 0
+    assert "The mnist images these runs used are not on this machine" in (tmp_path / "r.md").read_text()
 
 
 @pytest.mark.slow

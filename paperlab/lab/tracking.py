@@ -259,7 +259,7 @@ class Tracker:
                "start_time": r.info.start_time}
         if details:
             out.update(params=dict(r.data.params), metrics=dict(r.data.metrics),
-                       tags={k: v for k, v in tags.items() if not k.startswith("mlflow.")})
+                       tags={k: v for k, v in tags.items() if not k.startswith("mlflow.")}, data_source=_source(r))
         return out
 
     def history(self, run_id: str, metric: str) -> list[tuple[int, float]]:
@@ -289,3 +289,12 @@ class Muted:
 
     def __getattr__(self, _name: str):
         return lambda *_, **__: None
+
+
+def _source(run) -> str | None:
+    """Where the run read its data (the folder or URL of its MLflow dataset input), or None."""
+    inputs = run.inputs.dataset_inputs if run.inputs else []
+    try:
+        return json.loads(inputs[0].dataset.source)["uri"] if inputs else None
+    except (ValueError, KeyError, TypeError):
+        return None

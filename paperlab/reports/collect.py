@@ -287,13 +287,19 @@ def collect(settings: Settings, paper: str | None = None, template: str | None =
 def _add_dataset(settings: Settings, data: ReportData) -> None:
     from paperlab.lab import data as datasets
 
-    name = next(iter(data.latest.values()))["tags"].get("paperlab.dataset")
-    try:
-        ds = datasets.load(name, None, settings.data_dir, download=False)
-    except PaperlabError:
-        data.caveats.append(f"The {name} images are not on this machine, so the error analysis shows no pictures.")
-        return
-    data.classes, data.images, data.labels = ds.classes, ds.x_test, ds.y_test
+    newest = next(iter(data.latest.values()))
+    name, checksum = newest["tags"].get("paperlab.dataset"), newest["tags"].get("paperlab.dataset_sha256")
+    recorded = newest.get("data_source")  # the run's --data-dir, where it is a folder on this machine
+    for folder in [None, *([Path(recorded)] if recorded and Path(recorded).is_dir() else [])]:
+        try:
+            ds = datasets.load(name, folder, settings.data_dir, download=False)
+        except PaperlabError:
+            continue
+        if not checksum or ds.checksum == checksum:
+            data.classes, data.images, data.labels = ds.classes, ds.x_test, ds.y_test
+            return
+    data.caveats.append(f"The {name} images these runs used are not on this machine, so the error analysis "
+                        f"shows no pictures.")
 
 
 def _add_caveats(data: ReportData) -> None:

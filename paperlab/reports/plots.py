@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -49,9 +50,32 @@ def curves(data: ReportData) -> Figure:
     return Figure("curves", "Validation error per epoch", "Newest run, one line per stage.", _png(fig))
 
 
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _swept(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The distilled stage with the most runs among those whose runs differ in a numeric setting (a sweep's
+    grid), its runs and those settings. Stages are not compared with one another (kd-hinton-omit3's kd and kd78
+    differ in transfer set and shift), nor settings that are not numbers (a profile's name)."""
+    by_stage: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        if is_taught(run):
+            by_stage.setdefault(run["stage"], []).append(run)
+    for group in sorted(by_stage.values(), key=len, reverse=True):
+        keys = sorted({k for r in group for k in r["params"]} - {"seed"})
+        numeric = [k for k in keys if len({r["params"].get(k) for r in group}) > 1
+                   and all(_number(r["params"].get(k)) is not None for r in group)]
+        if numeric:
+            return group, numeric
+    return [], []
+
+
 def sweep(data: ReportData) -> Figure | None:
-    kd = [r for r in data.runs if is_taught(r)]
-    swept = [k for k in data.varying if k != "seed" and len({r["params"].get(k) for r in kd}) > 1]
+    kd, swept = _swept(data.runs)
     if not swept:
         return None
     x_key, line_key = swept[0], (swept[1] if len(swept) > 1 else None)
@@ -59,8 +83,8 @@ def sweep(data: ReportData) -> Figure | None:
     fig, ax = plt.subplots(figsize=(7, 3.4))
     for line in sorted({r["params"].get(line_key) for r in kd} if line_key else {None}, key=str):
         group = [r for r in kd if line_key is None or r["params"].get(line_key) == line]
-        xs = sorted({float(r["params"][x_key]) for r in group})
-        ys = [np.mean([r["test_error"] for r in group if float(r["params"][x_key]) == x]) for x in xs]
+        xs = sorted({_number(r["params"][x_key]) for r in group})
+        ys = [np.mean([r["test_error"] for r in group if _number(r["params"][x_key]) == x]) for x in xs]
         ax.plot(xs, ys, marker="o", label=f"{line_key}={line}" if line_key else "distilled")
     ax.set_xlabel(x_key)
     ax.set_ylabel("test errors")
