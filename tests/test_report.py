@@ -252,3 +252,19 @@ def test_the_sweep_figure_plots_one_stage_against_its_numeric_settings():
     assert keys == ["distill.temperature"] and group == grid
     figure = sweep(SimpleNamespace(runs=grid))
     assert figure.name == "sweep" and "distill.temperature" in figure.title
+
+
+def test_a_report_over_several_templates_names_the_template_of_each_claim():
+    """kd-hinton's kd (74 errors) and kd-hinton-omit3's kd (206) are other claims: a paper's report names each
+    row's template; a report of one template does not."""
+    from paperlab.reports.collect import _claims
+
+    def run(template, errors):
+        return {"template": template, "stage": "kd", "metrics": {"test_error": errors}, "params": {},
+                "tags": {"paperlab.dataset": "mnist", "paperlab.dataset_sha256": "x"}}
+
+    runs = [run("kd-hinton", 100.0), run("kd-hinton-omit3", 125.0)]
+    rows = {r.label: r.ours_mean for r in _claims(runs, ["kd-hinton", "kd-hinton-omit3"]) if r.stage == "kd"}
+    assert rows["kd-hinton: kd"] == 100.0 and rows["kd-hinton-omit3: kd"] == 125.0
+    assert "kd-hinton-omit3: kd (test error shifted)" in rows
+    assert {r.label for r in _claims(runs[:1], ["kd-hinton"])} == {"teacher", "student", "kd"}

@@ -53,12 +53,15 @@ class ClaimRow:
     paper_runs: int | None = 1
     other_pair: str | None = None  # our runs are on another teacher/student pair than the claim's
     caveat: str | None = None      # incomparable(): other data, or a changed recipe
+    template: str = ""             # named where a report covers several templates (a paper's)
 
     @property
     def label(self) -> str:
-        """The stage, and what of it the claim measures where that is not its own test error."""
+        """The stage, and what of it the claim measures where that is not its own test error; its template
+        first where the report covers several (kd-hinton's kd and kd-hinton-omit3's kd are other claims)."""
         plain = self.metric in ("test_error", "top1")
-        return self.stage if plain else f"{self.stage} ({self.metric.replace('_', ' ')})"
+        stage = self.stage if plain else f"{self.stage} ({self.metric.replace('_', ' ')})"
+        return f"{self.template}: {stage}" if self.template else stage
 
     @property
     def digits(self) -> int:
@@ -174,7 +177,8 @@ def _claims(runs: list[dict[str, Any]], templates: list[str]) -> list[ClaimRow]:
                           and r["metrics"].get(key) is not None]
             on_pair = [r for r in stage_runs if all(v is None or r["tags"].get(k) == v for k, v in pair.items())]
             is_own = all(v is None or v in own for v in pair.values())
-            base = dict(stage=claim["stage"], paper_value=claim["value"], paper_dataset=claim["dataset"],
+            base = dict(stage=claim["stage"], template=name if len(templates) > 1 else "",
+                        paper_value=claim["value"], paper_dataset=claim["dataset"],
                         source=claim.get("source", ""), tolerance=claim["tolerance"], metric=metric, epoch=epoch,
                         paper_runs=claim.get("runs", 1))
             if not on_pair and not (stage_runs and is_own):
