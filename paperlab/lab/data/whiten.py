@@ -33,7 +33,10 @@ class GcnZca:
         centred = flat - mean
         cov = centred.T @ centred / (len(x) - 1)
         d, e = torch.linalg.eigh(cov + bias * torch.eye(len(cov), dtype=cov.dtype, device=cov.device))
-        w = e @ torch.diag(d.rsqrt()) @ e.T
+        # directions the data does not span (GCN removes each image's mean) have eigenvalue 0 up to rounding,
+        # which may come out as -2e-14: they are left out (a pseudo-inverse), not turned into NaN by rsqrt
+        spanned = d > d.max() * len(d) * torch.finfo(d.dtype).eps
+        w = e @ torch.diag(torch.where(spanned, d.clamp_min(torch.finfo(d.dtype).tiny).rsqrt(), 0.0)) @ e.T
         return cls(mean.to(x.dtype), w.to(x.dtype))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
