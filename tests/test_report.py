@@ -268,3 +268,16 @@ def test_a_report_over_several_templates_names_the_template_of_each_claim():
     assert rows["kd-hinton: kd"] == 100.0 and rows["kd-hinton-omit3: kd"] == 125.0
     assert "kd-hinton-omit3: kd (test error shifted)" in rows
     assert {r.label for r in _claims(runs[:1], ["kd-hinton"])} == {"teacher", "student", "kd"}
+
+
+def test_a_paper_report_names_the_template_of_each_run_and_effect(cli, tmp_path):
+    """Two templates of one paper (kd-hinton and kd-hinton-omit3, whose distilled stages are both 'kd'): the
+    runs table and the distillation line of `report --paper` say which template each belongs to."""
+    for template in ("kd-hinton", "kd-hinton-omit3"):
+        r = cli("run", template, "--profile", "smoke", "--epochs", "1", "--device", "cpu")
+        assert r.code == 0, r.err
+    r = cli("report", "--paper", "1503.02531", "-f", "md", "-o", str(tmp_path / "p.md"))
+    assert r.code == 0, r.err
+    text = (tmp_path / "p.md").read_text()
+    assert "| kd-hinton: kd |" in text and "| kd-hinton-omit3: kd |" in text
+    assert "- kd-hinton-omit3: kd: " in text  # the newest run's template

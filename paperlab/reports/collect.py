@@ -281,8 +281,11 @@ def collect(settings: Settings, paper: str | None = None, template: str | None =
     with tempfile.TemporaryDirectory() as tmp:
         for run in {id(r): r for r in [*latest.values(), *([best] if best else [])]}.values():
             _load_logits(tracker, run, Path(tmp))
+    effects = _effects(runs)  # of the newest run's template: named where the report covers several
+    if len(templates) > 1:
+        effects = [(f"{runs[0]['template']}: {name}", summary) for name, summary in effects]
     data = ReportData(subject, date.today().isoformat(), paper_info, note, templates, _claims(runs, templates),
-                      runs, _varying(runs), latest, best, effects=_effects(runs))
+                      runs, _varying(runs), latest, best, effects=effects)
     _add_dataset(settings, data)
     _add_caveats(data)
     return data
