@@ -250,6 +250,8 @@ def test_the_sweep_figure_plots_one_stage_against_its_numeric_settings():
             for e, seed, t in ((40.0, 0, "4.0"), (44.0, 1, "4.0"), (50.0, 0, "20.0"))]
     group, keys = _swept([omit[1], *grid])  # seeds are repeats, not a setting swept
     assert keys == ["distill.temperature"] and group == grid
+    two = [{**r, "template": "kd-hinton"} for r in grid[:2]] + [{**grid[2], "template": "kd-hinton-omit3"}]
+    assert _swept(two) == ([], [])  # kd-hinton's runs share one temperature; omit3's kd is another stage
     figure = sweep(SimpleNamespace(runs=grid))
     assert figure.name == "sweep" and "distill.temperature" in figure.title
 

@@ -61,10 +61,10 @@ def _swept(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]
     """The distilled stage with the most runs among those whose runs differ in a numeric setting (a sweep's
     grid), its runs and those settings. Stages are not compared with one another (kd-hinton-omit3's kd and kd78
     differ in transfer set and shift), nor settings that are not numbers (a profile's name)."""
-    by_stage: dict[str, list[dict[str, Any]]] = {}
+    by_stage: dict[tuple, list[dict[str, Any]]] = {}
     for run in runs:
-        if is_taught(run):
-            by_stage.setdefault(run["stage"], []).append(run)
+        if is_taught(run):  # a stage of one template: kd-hinton's kd and kd-hinton-omit3's kd are two
+            by_stage.setdefault((run.get("template"), run["stage"]), []).append(run)
     for group in sorted(by_stage.values(), key=len, reverse=True):
         keys = sorted({k for r in group for k in r["params"]} - {"seed"})
         numeric = [k for k in keys if len({r["params"].get(k) for r in group}) > 1
