@@ -36,7 +36,7 @@ class GcnZca:
         # directions the data does not span (GCN removes each image's mean) have eigenvalue 0 up to rounding,
         # which may come out as -2e-14: they are left out (a pseudo-inverse), not turned into NaN by rsqrt
         spanned = d > d.max() * len(d) * torch.finfo(d.dtype).eps
-        w = e @ torch.diag(torch.where(spanned, d.clamp_min(torch.finfo(d.dtype).tiny).rsqrt(), 0.0)) @ e.T
+        w = e @ torch.diag(torch.where(spanned, d.rsqrt(), 0.0)) @ e.T
         return cls(mean.to(x.dtype), w.to(x.dtype))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
