@@ -75,7 +75,7 @@ def test_dist_is_zero_for_a_teacher_equal_up_to_shift():
 def test_logit_standardisation_z_scores_each_row_and_ignores_scale():
     row = [1.0, 2.0, 6.0]
     mean = sum(row) / 3
-    std = math.sqrt(sum((v - mean) ** 2 for v in row) / 3)  # population std, as the paper writes it
+    std = math.sqrt(sum((v - mean) ** 2 for v in row) / 2)  # sample std (n - 1), as the authors' code
     assert standardize(torch.tensor([row]))[0].tolist() == pytest.approx([(v - mean) / std for v in row], rel=1e-5)
     kd = _method("kd", {"temperature": 2.0, "kd_weight": 9.0, "ce_weight": 0.1, "standardize": True})
     s, t = torch.tensor(S), torch.tensor(T)
@@ -154,7 +154,7 @@ def test_pkt_by_hand():
         return [[x / sum(row) for x in row] for row in k]
 
     ps, pt = probs(fs), probs(ft)
-    by_hand = sum(pt[i][j] * math.log(pt[i][j] / ps[i][j]) for i in range(3) for j in range(3)) / 3
+    by_hand = sum(pt[i][j] * math.log(pt[i][j] / ps[i][j]) for i in range(3) for j in range(3)) / 9  # mean of B^2
     assert pkt_loss(torch.tensor(fs), torch.tensor(ft)).item() == pytest.approx(by_hand, rel=1e-4)
 
 
@@ -195,14 +195,13 @@ def test_nst_polynomial_mmd_by_hand():
     assert got.item() == pytest.approx(by_hand, rel=1e-5)
 
 
-def test_cc_gaussian_correlation_by_hand():
-    es = [_unit([1.0, 0.0]), _unit([1.0, 1.0])]
-    et = [_unit([0.0, 1.0]), _unit([1.0, 0.0])]
-    g = 0.4
-    c = lambda e: [[math.exp(-g * math.dist(a, b) ** 2) for b in e] for a in e]  # noqa: E731
-    cs, ct = c(es), c(et)
-    by_hand = sum((cs[i][j] - ct[i][j]) ** 2 for i in range(2) for j in range(2)) / 4
-    assert cc_loss(torch.tensor(es), torch.tensor(et), g).item() == pytest.approx(by_hand, rel=1e-5)
+def test_cc_is_the_benchmark_code_s_product_of_consecutive_differences_by_hand():
+    es = [[1.0, 0.0], [2.0, -1.0], [0.5, 3.0]]
+    et = [[0.0, 1.0], [1.0, 1.0], [0.0, 0.0]]
+    d = [[abs(a - b) for a, b in zip(x, y)] for x, y in zip(es, et)]  # [1, 1], [1, 2], [0.5, 3]
+    by_hand = ((1 * 1 + 1 * 2) + (1 * 0.5 + 2 * 3)) / 2                 # samples 0-1 and 1-2, mean of two
+    assert cc_loss(torch.tensor(es), torch.tensor(et)).item() == pytest.approx(by_hand)
+    assert by_hand == 4.75
 
 
 def test_vid_gaussian_negative_log_likelihood_by_hand():
@@ -367,10 +366,16 @@ def test_reviewkd_hierarchical_context_loss_by_hand():
 def test_ft_factor_loss_by_hand():
     from paperlab.lab.distillers.ft import factor_loss
 
-    fs, ft = [3.0, 4.0], [1.0, 0.0]
-    by_hand = abs(3 / 5 - 1) + abs(4 / 5 - 0)
-    got = factor_loss(torch.tensor([fs]).view(1, 2, 1, 1), torch.tensor([ft]).view(1, 2, 1, 1))
-    assert got.item() == pytest.approx(by_hand)
+    # one sample, two channels, two positions: a = mean over channels of F^2, L2-normalised over positions
+    fs = [[1.0, 2.0], [1.0, 0.0]]   # channel-major: channel 0 at positions 0, 1; channel 1
+    ft = [[0.0, 2.0], [2.0, 2.0]]
+    a_s = _unit([(1 + 1) / 2, (4 + 0) / 2])   # [1, 2] / sqrt(5)
+    a_t = _unit([(0 + 4) / 2, (4 + 4) / 2])   # [2, 4] / sqrt(20): the same direction
+    by_hand = (abs(a_s[0] - a_t[0]) + abs(a_s[1] - a_t[1])) / 2
+    got = factor_loss(torch.tensor(fs).view(1, 2, 1, 2), torch.tensor(ft).view(1, 2, 1, 2))
+    assert got.item() == pytest.approx(by_hand, abs=1e-7) and by_hand == pytest.approx(0.0)
+    other = factor_loss(torch.tensor(fs).view(1, 2, 1, 2), torch.tensor([[3.0, 0.0], [0.0, 0.0]]).view(1, 2, 1, 2))
+    assert other.item() == pytest.approx((abs(1 / 5 ** 0.5 - 1) + abs(2 / 5 ** 0.5 - 0)) / 2)
 
 
 def test_ft_paraphraser_phase_leaves_the_teacher_s_weights_alone():

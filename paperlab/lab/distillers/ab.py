@@ -1,13 +1,16 @@
 """Activation boundaries (Heo et al. 2019, arXiv 1811.03233), a phase before the main training: the
 student learns, through connectors, where the teacher's neurons switch on and off, with no label term.
 
-    r = BN(conv1x1(preact_s)) at the teacher's width;  t = preact_t;  m = margin
+    r = connector(preact_s);  t = preact_t;  m = margin (1.0)
     ab = (r + m)^2 * [r > -m and t <= 0] + (r - m)^2 * [r <= m and t > 0]    (per element)
-    loss = beta * sum over stages i of 2^(i - n + 1) * (sum of ab over elements, mean over the batch) / 1000
+    loss = beta * sum over stages i of 2^(i - n + 1) * (sum of ab over elements) / batch / 1000 * 3
 
-Then a `ce` stage starts from this stage's weights (`init:`), as CRD's benchmark does after its 30
-initialisation epochs. The margin is a fixed value here (the paper's default 1); CRD's benchmark derives
-it from the teacher's BN statistics. Stage weights and the /1000 follow CRD's benchmark.
+Equal to CRD's benchmark (RepDistiller: distiller_zoo/AB.py `ABLoss(len(feat_s[1:-1]))`, margin 1.0, and
+models/util.py `Connector`), value and gradient: the stages after the stem (skip 1), the factor 3/1000, and
+a connector that is the identity where the two maps have one shape (every published pair) and otherwise a
+convolution and BN (RepDistiller's ConvReg without ReLU; ours pools or upsamples to the teacher's size and
+uses a 1x1 convolution). Then a `ce` stage starts from this stage's weights (`init:`), as the benchmark
+does after its 30 initialisation epochs.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from paperlab.lab.distillers.base import Distiller, Params, paired_maps, register, same_size
+from paperlab.lab.distillers.base import Distiller, Params, paired_maps, register
+from paperlab.lab.distillers.fitnet import Connector
+
+SCALE = 3 / 1000  # RepDistiller's ABLoss: `l / bsz / 1000 * 3`
 
 
 def boundary_loss(r: torch.Tensor, t: torch.Tensor, margin: float) -> torch.Tensor:
@@ -25,8 +31,10 @@ def boundary_loss(r: torch.Tensor, t: torch.Tensor, margin: float) -> torch.Tens
     return loss.flatten(1).sum(1).mean()
 
 
-def connector(c_in: int, c_out: int) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
+def connector(fs: torch.Tensor, ft: torch.Tensor) -> nn.Module:
+    if fs.shape[1:] == ft.shape[1:]:
+        return nn.Identity()
+    return Connector(fs.shape[1], ft.shape[1], tuple(ft.shape[-2:]), relu=False)
 
 
 @register("ab")
@@ -41,12 +49,11 @@ class ActivationBoundaries(Distiller):
     def __init__(self, params, student, teacher, info):
         super().__init__(params, student, teacher, info)
         s, t = paired_maps(student, teacher, info, "ab", params.skip, "preact")
-        self.connectors = nn.ModuleList(connector(a.shape[1], b.shape[1]) for a, b in zip(s, t))
+        self.connectors = nn.ModuleList(connector(a, b) for a, b in zip(s, t))
 
     def forward(self, s, t, b):
         k, n = self.p.skip, len(self.connectors)
         ab = 0
         for i, (c, fs, ft) in enumerate(zip(self.connectors, s.preact[k:], t.preact[k:])):
-            fs, ft = same_size(fs, ft)
-            ab = ab + 2.0 ** (i - n + 1) * boundary_loss(c(fs), ft, self.p.margin) / 1000
+            ab = ab + 2.0 ** (i - n + 1) * boundary_loss(c(fs), ft, self.p.margin) * SCALE
         return self.p.beta * ab, {"ab": ab}

@@ -20,16 +20,17 @@ from paperlab.lab.distillers.base import Distiller, Params, probe, register
 
 
 class Connector(nn.Module):
-    def __init__(self, c_in: int, c_out: int, size: tuple[int, int]):
+    def __init__(self, c_in: int, c_out: int, size: tuple[int, int], relu: bool = True):
         super().__init__()
-        self.size = size
+        self.size, self.relu = size, relu
         self.conv, self.bn = nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out)
 
     def forward(self, x):
         if tuple(x.shape[-2:]) != self.size:
             x = F.adaptive_avg_pool2d(x, self.size) if x.shape[-1] > self.size[-1] else \
                 F.interpolate(x, size=self.size, mode="nearest")
-        return F.relu(self.bn(self.conv(x)))
+        x = self.bn(self.conv(x))
+        return F.relu(x) if self.relu else x
 
 
 @register("fitnet")

@@ -11,7 +11,9 @@ replace alpha and 1 - alpha (logit standardisation's recipe weighs KD by 9).
 `standardize: true` is the plug-in of Sun et al. (CVPR 2024, arXiv 2403.01427): each sample's logits are
 z-scored, (z - mean) / std over the classes, before the temperature (then a "base temperature" of about 2),
 for teacher and student alike, so the student matches the teacher's logit relations, not their scale.
-The std is the population one, as the paper writes it.
+The std is the sample one (n - 1), as the authors' code computes it (`logit.std(dim=-1)` in
+logit-standardization-KD's mdistiller/distillers/KD.py and DKD.py); the paper's formula writes the
+population one, 1.0 % apart at 100 classes.
 """
 
 from __future__ import annotations
@@ -29,8 +31,7 @@ def soft_kl(student_logits, teacher_logits, t):
 
 
 def standardize(logits: torch.Tensor) -> torch.Tensor:
-    centred = logits - logits.mean(1, keepdim=True)
-    return centred / (centred.pow(2).mean(1, keepdim=True).sqrt() + 1e-7)
+    return (logits - logits.mean(1, keepdim=True)) / (logits.std(1, keepdim=True) + 1e-7)
 
 
 @register("kd")

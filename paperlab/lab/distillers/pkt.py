@@ -1,12 +1,13 @@
 """Probabilistic knowledge transfer (Passalis & Tefas 2018, arXiv 1803.10837): turn each net's pooled
 features into a distribution over the batch by cosine similarity, and match the student's to the teacher's.
 
-    K_ij = (cos(f_i, f_j) + 1) / 2;  P_ij = K_ij / sum_j K_ij   (rows of the batch)
-    pkt = mean over i of sum_j P_t,ij * log(P_t,ij / P_s,ij)
+    u_i = f_i / (||f_i|| + eps);  K_ij = (u_i . u_j + 1) / 2;  P_ij = K_ij / sum_j K_ij   (rows of the batch)
+    pkt = mean over i AND j of P_t,ij * log((P_t,ij + eps) / (P_s,ij + eps))      (a sum / B^2)
     loss = ce_weight * CE + beta * pkt
 
-CRD's benchmark: pooled features, beta = 30000, CE weight 1. The diagonal (i = j) stays in, as in the paper's
-code; eps 1e-7 guards the logarithm.
+Equal to CRD's benchmark (RepDistiller distiller_zoo/PKT.py, the authors' code; mdistiller's PKT is the
+same), value and gradient: its `torch.mean` over the B x B matrix is why beta = 30000 there. The diagonal
+(i = j) stays in; eps = 1e-7.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ EPS = 1e-7
 
 
 def conditional(f: torch.Tensor) -> torch.Tensor:
-    unit = F.normalize(f.flatten(1), dim=1)
+    f = f.flatten(1)
+    unit = f / (f.norm(dim=1, keepdim=True) + EPS)
     k = (unit @ unit.T + 1) / 2
     return k / k.sum(1, keepdim=True)
 
 
 def pkt_loss(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
     ps, pt = conditional(fs), conditional(ft)
-    return (pt * torch.log((pt + EPS) / (ps + EPS))).sum(1).mean()
+    return (pt * torch.log((pt + EPS) / (ps + EPS))).mean()
 
 
 @register("pkt")

@@ -2,15 +2,18 @@
 shallow by attention-based fusion (ABF) and each fused map is compared with the teacher's feature of the
 same level under a hierarchical context loss (HCL).
 
-    levels: the stage outputs after the stem and the pooled embedding (as a 1x1 map), shallow to deep
+    levels: the stage outputs after the stem and the pooled embedding (as a 1x1 map), shallow to deep;
+        the student's after their ReLU, the teacher's before it (its pre-activations)
     ABF, deepest first: x = BN(conv1x1(f_s)) at a shared width; for the other levels
         w = sigmoid(conv1x1([x, up(res)])) (two maps);  x = x * w_1 + up(res) * w_2;  res = x
         out = BN(conv3x3(x resized to the teacher's size)) at the teacher's width
     HCL(o, t) = (mse(o, t) + sum over l in 4, 2, 1 (below the size) of 2^-k mse(pool_l(o), pool_l(t))) / total weight
     loss = ce_weight * CE + min(epoch / warmup, 1) * weight * sum over levels of HCL
 
-The width is min(512, the student's deepest width), as the authors' code sets it; the weight 5 (0.6 for
-resnet56 -> resnet20) is from the authors' CIFAR-100 script; the 20-epoch warm-up is mdistiller's.
+Equal to mdistiller's distillers/ReviewKD.py (configs/cifar100/reviewkd.yaml) and the authors' code, value
+and gradient: the teacher's targets are its pre-ReLU maps (`preact_feats[1:]`), the fusion convolutions
+start from kaiming_uniform_(a=1), the width is min(512, the student's deepest width); weight 5 (0.6 for
+resnet56 -> resnet20, the authors' CIFAR-100 script), and mdistiller's 20-epoch warm-up.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class Fusion(nn.Module):
         self.reduce = nn.Sequential(nn.Conv2d(c_in, mid, 1, bias=False), nn.BatchNorm2d(mid))
         self.attention = nn.Sequential(nn.Conv2d(2 * mid, 2, 1), nn.Sigmoid()) if fuse else None
         self.out = nn.Sequential(nn.Conv2d(mid, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out))
+        nn.init.kaiming_uniform_(self.reduce[0].weight, a=1)
+        nn.init.kaiming_uniform_(self.out[0].weight, a=1)
 
     def forward(self, x, deeper, size):
         x = self.reduce(x)
@@ -52,8 +57,8 @@ def hcl(o: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return loss / total
 
 
-def levels(out, skip: int) -> list[torch.Tensor]:
-    return [*out.feats[skip:], out.pooled.flatten(1)[:, :, None, None]]
+def levels(out, skip: int, kind: str = "feats") -> list[torch.Tensor]:
+    return [*getattr(out, kind)[skip:], out.pooled.flatten(1)[:, :, None, None]]
 
 
 @register("reviewkd")
@@ -64,12 +69,12 @@ class ReviewKD(Distiller):
         warmup: int = Field(20, ge=0)
         skip: int = Field(1, ge=0)
 
-    needs = frozenset({"feats", "pooled"})
+    needs = frozenset({"feats", "preact", "pooled"})
 
     def __init__(self, params, student, teacher, info):
         super().__init__(params, student, teacher, info)
         feature_maps(student, teacher, info, "reviewkd")
-        s, t = levels(probe(student, info), params.skip), levels(probe(teacher, info), params.skip)
+        s, t = levels(probe(student, info), params.skip), levels(probe(teacher, info), params.skip, "preact")
         if len(s) != len(t) or len(s) < 2:
             raise BadInput(f"reviewkd: the nets need the same number of feature maps after distill.skip "
                            f"(student {len(s) - 1}, teacher {len(t) - 1})")
@@ -79,7 +84,7 @@ class ReviewKD(Distiller):
                                      for i, (a, b) in enumerate(zip(s, t)))
 
     def forward(self, s, t, b):
-        fs, ft = levels(s, self.p.skip), levels(t, self.p.skip)
+        fs, ft = levels(s, self.p.skip), levels(t, self.p.skip, "preact")
         res, review = None, 0
         for i in reversed(range(len(fs))):  # deepest first
             out, res = self.fusions[i](fs[i], res, self.sizes[i])

@@ -6,8 +6,9 @@ from the student and whose variance is learned per channel.
     vid = mean over batch, channels, positions of  (log sigma^2 + (f_t - mu)^2 / sigma^2) / 2
     loss = ce_weight * CE + beta * sum over the stages after the stem of vid
 
-(The constant log(2 pi)/2 is left out.) CRD's benchmark: the stages after the stem, beta 1, CE weight 1,
-sigma^2 starting at 5 (a_c initialised so), eps 1e-5, hidden width = the teacher's channels.
+(The constant log(2 pi)/2 is left out.) Equal to CRD's benchmark (RepDistiller distiller_zoo/VID.py, the
+authors' code), value and gradient: the stages after the stem, beta 1, CE weight 1, sigma^2 starting at 5
+(a_c initialised so), eps 1e-5, hidden width = the teacher's channels, 1x1 convolutions without biases.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ def gaussian_nll(target: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) ->
 class VIDRegressor(nn.Module):
     def __init__(self, c_in: int, c_out: int, init_var: float, eps: float):
         super().__init__()
-        self.mean = nn.Sequential(nn.Conv2d(c_in, c_out, 1), nn.ReLU(), nn.Conv2d(c_out, c_out, 1), nn.ReLU(),
-                                  nn.Conv2d(c_out, c_out, 1))
+        self.mean = nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.ReLU(),
+                                  nn.Conv2d(c_out, c_out, 1, bias=False), nn.ReLU(),
+                                  nn.Conv2d(c_out, c_out, 1, bias=False))
         self.eps = eps
         self.raw_var = nn.Parameter(torch.full((c_out,), math.log(math.expm1(init_var - eps))))
 

@@ -19,6 +19,9 @@ class SmallCNN(nn.Module):
         self.fc = nn.Linear(channels[-1], classes)
         conv_init(self)
 
+    def preact_norms(self) -> list[nn.BatchNorm2d]:
+        return list(self.bns)
+
     def forward(self, x: torch.Tensor, features: bool = False):
         feats, preact = [], []
         for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):

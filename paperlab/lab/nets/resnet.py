@@ -40,6 +40,11 @@ class CifarResNet(nn.Module):
         self.fc = nn.Linear(widths[-1], classes)
         conv_init(self)
 
+    def preact_norms(self) -> list[nn.BatchNorm2d]:
+        """The BN before each pre-activation's ReLU (the stem's, then each stage's last bn2; the shortcut is
+        added after it): OFD's margins read them, as mdistiller's get_bn_before_relu."""
+        return [self.bn1, *(stage[-1].bn2 for stage in self.stages)]
+
     def forward(self, x: torch.Tensor, features: bool = False):
         pre = self.bn1(self.conv1(x))
         x = F.relu(pre)

@@ -35,6 +35,9 @@ class VGG(nn.Module):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
 
+    def preact_norms(self) -> list[nn.BatchNorm2d]:
+        return [block[-1] for block in self.blocks]
+
     def forward(self, x: torch.Tensor, features: bool = False):
         feats, preact = [], []
         for i, block in enumerate(self.blocks):

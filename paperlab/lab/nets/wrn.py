@@ -1,5 +1,9 @@
 """Wide ResNets (Zagoruyko & Komodakis 2016) with pre-activation blocks: wrn_<depth>_<widen>.
-Features: the stem, the first two groups and the last group after its final BN-ReLU."""
+
+Features as CRD's benchmark (RepDistiller's models/wrn.py) and mdistiller hand them over: the stem and each
+group's raw output (the last one too, before the final BN and ReLU). Pre-activations: the stem, then each
+group's output after the BN that follows it (the next group's first bn1, or the final BN), before its ReLU;
+that BN runs once per forward (the references call it twice and count its running statistics twice)."""
 
 from __future__ import annotations
 
@@ -17,8 +21,9 @@ class PreActBlock(nn.Module):
         self.bn2, self.conv2 = nn.BatchNorm2d(cout), conv3x3(cout, cout)
         self.shortcut = None if cin == cout else nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        act = F.relu(self.bn1(x))
+    def forward(self, x: torch.Tensor, pre: torch.Tensor | None = None) -> torch.Tensor:
+        """`pre`: bn1(x) when the caller has computed it already (the previous group's pre-activation)."""
+        act = F.relu(self.bn1(x) if pre is None else pre)
         out = self.conv2(F.relu(self.bn2(self.conv1(act))))
         return out + (x if self.shortcut is None else self.shortcut(act))
 
@@ -38,18 +43,22 @@ class WideResNet(nn.Module):
         conv_init(self)
         nn.init.zeros_(self.fc.bias)
 
+    def preact_norms(self) -> list[nn.BatchNorm2d | None]:
+        """The BN whose output each pre-activation is (None for the stem): OFD's margins read them."""
+        return [None, *(g[0].bn1 for g in self.groups[1:]), self.bn]
+
     def forward(self, x: torch.Tensor, features: bool = False):
         x = self.conv1(x)
-        feats = [x]
-        for group in self.groups:
-            x = group(x)
+        feats, preact, pre = [x], [x], None
+        for i, group in enumerate(self.groups):
+            for j, block in enumerate(group):
+                x = block(x, pre if j == 0 else None)
+            pre = self.groups[i + 1][0].bn1(x) if i + 1 < len(self.groups) else self.bn(x)
             feats.append(x)
-        pre = self.bn(x)
-        x = F.relu(pre)
-        feats[-1] = x
-        pooled = x.mean(dim=(2, 3))
+            preact.append(pre)
+        pooled = F.relu(pre).mean(dim=(2, 3))
         logits = self.fc(pooled)
-        return Out(logits, feats, [*feats[:-1], pre], pooled) if features else logits
+        return Out(logits, feats, preact, pooled) if features else logits
 
 
 WRNS = {f"wrn_{d}_{w}": (d, w) for d in (16, 40) for w in (1, 2)}
