@@ -43,7 +43,7 @@ class Fusion(nn.Module):
             w = self.attention(torch.cat([x, deeper], dim=1))
             x = x * w[:, :1] + deeper * w[:, 1:]
         out = x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(x, size=size, mode="nearest")
-        return self.out(out), x
+        return self.out(out), out   # the resized map is the next level's residual, as in the authors' ABF
 
 
 def hcl(o: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
