@@ -46,9 +46,9 @@ def test_templates_list_their_paper_method_dataset_and_pairs(cli):
     rows = {r["name"]: r for r in cli("templates", "--json").json()}
     assert set(METHOD_TEMPLATES) | {"kd-hinton"} <= set(rows)
     assert rows["crd"]["paper"] == "1910.10699" and rows["crd"]["method"] == "crd"
-    assert rows["dkd"]["dataset"] == "cifar100" and rows["dkd"]["pairs"][0] == "resnet32x4->resnet8x4"
-    assert "wrn_40_2->wrn_16_2" in rows["fitnet"]["pairs"]
-    assert rows["byot"]["pairs"][0] == "none->resnet18" and "crd" in rows["byot"]["profiles"]  # its paper's net
+    assert rows["dkd"]["dataset"] == "cifar100" and rows["dkd"]["pairs"][0] == "resnet32x4/resnet8x4"
+    assert "wrn_40_2/wrn_16_2" in rows["fitnet"]["pairs"]
+    assert rows["byot"]["pairs"][0] == "none/resnet18" and "crd" in rows["byot"]["profiles"]  # its paper's net
 
 
 def test_every_method_template_smoke_run_passes_and_is_deterministic(cli, home):
@@ -99,6 +99,16 @@ def test_each_cifar_template_runs_the_paper_recipe_on_a_synthetic_cifar100(cli, 
     text = out.read_text()
     assert "not comparable: ours on other data" in text and "| reproduced |" not in text
     assert "not reproduced" not in text and "| close |" not in text
+    # a listed pair runs as the template's recipe for it: mdistiller's beta 6, and that pair's claim row
+    r = cli("run", "dkd", *args, "--pair", "wrn_40_2/wrn_16_2")
+    assert r.code == 0, r.err
+    run = client.get_run(r.json()["stages"][2]["run_id"])
+    assert run.data.params["distill.beta"] == "6.0" and run.data.tags["paperlab.net"] == "wrn_16_2"
+    assert run.data.tags["paperlab.changed"] == "train.epochs=1, train.val_size=60"  # not the pair's settings
+    r = cli("report", "--template", "dkd", "--format", "md", "-o", str(out))
+    assert r.code == 0, r.err
+    row = next(line for line in out.read_text().splitlines() if "76.23" in line)
+    assert "not comparable: ours on other data" in row
 
 
 def test_a_run_that_departs_from_its_profile_says_where():

@@ -12,6 +12,9 @@ from paperlab.cli.output import print_json, table
 templates_app = typer.Typer(help="Experiment templates.", invoke_without_command=True, no_args_is_help=False)
 
 
+PAIR_HELP = "TEACHER/STUDENT: the template's nets, settings and claims for that pair (see `paperlab templates`)."
+
+
 @templates_app.callback()
 def templates_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """List the experiment templates and the papers they reproduce."""
@@ -25,18 +28,25 @@ def templates_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--js
                             "title": r["title"], "method": r["method"],
                             "dataset": r["dataset"], "pairs": pairs(r), "profiles": list(r.get("profiles", {}))}
                            for r in rows])
-    table(["template", "paper", "method", "dataset", "pair", "profiles", "title"],
-          [[r["name"], r.get("paper") or "(not on arXiv)", r["method"], r["dataset"], pairs(r)[0],
+    table(["template", "paper", "method", "dataset", "pairs (--pair)", "profiles", "title"],
+          [[r["name"], r.get("paper") or "(not on arXiv)", r["method"], r["dataset"], ", ".join(pairs(r)),
             ", ".join(r.get("profiles", {})), r["title"]] for r in rows])
 
 
 @templates_app.command("show")
 def templates_show(name: str, profile: str = typer.Option("paper", "--profile", "-p"),
+                   pair: str = typer.Option(None, "--pair", help=PAIR_HELP),
                    set_: list[str] = typer.Option([], "--set", help="key=value override (repeatable).")) -> None:
-    """Print a template resolved for a profile, overrides applied."""
+    """Print a template resolved for a profile (and a pair), overrides applied."""
     from paperlab.lab.templates import load, parse_sets, resolved_yaml
 
-    print(resolved_yaml(load(name, profile, parse_sets(set_))), end="")
+    print(resolved_yaml(load(name, profile, _with_pair(parse_sets(set_), pair))), end="")
+
+
+def _with_pair(sets: dict, pair: str | None) -> dict:
+    from paperlab.lab.templates import PAIR
+
+    return {PAIR: pair, **sets} if pair is not None else sets
 
 
 def _settings():
@@ -60,11 +70,13 @@ def _link_paper(spec) -> None:
 
 def run(
     template: str = typer.Argument(..., help="Template name, e.g. kd-hinton."),
-    profile: str = typer.Option(None, "--profile", "-p", help="smoke, quick or paper (the default)."),
+    profile: str = typer.Option(None, "--profile", "-p", help="smoke, quick, paper (the default) or another of "
+                                "the template's profiles (`paperlab templates`)."),
+    pair: str = typer.Option(None, "--pair", help=PAIR_HELP),
     set_: list[str] = typer.Option([], "--set", help="key=value override, e.g. distill.temperature=4."),
     seed: int = typer.Option(None, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
-    dataset: str = typer.Option(None, "--dataset", help="digits, mnist or fashion-mnist."),
+    dataset: str = typer.Option(None, "--dataset", help="digits, mnist, fashion-mnist, cifar10 or cifar100."),
     data_dir: Path = typer.Option(None, "--data-dir", help="A folder holding the dataset (IDX files, or CIFAR's "
                                                           "extracted python version)."),
     epochs: int = typer.Option(None, "--epochs"),
@@ -91,7 +103,7 @@ def run(
 
         raise BadInput(f"--compile {compile_mode[:40]!r}: give one of {', '.join(modes)}")
 
-    sets = parse_sets(set_)
+    sets = _with_pair(parse_sets(set_), pair)
     for key, value in (("seed", seed), ("dataset", dataset), ("train.epochs", epochs)):
         if value is not None:
             sets[key] = value
@@ -180,6 +192,7 @@ def sweep(
     grid: list[str] = typer.Option([], "--grid", help="key=v1,v2,... (repeatable), e.g. distill.temperature=1,4,20."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Seeds 0..N-1 for every grid point."),
     profile: str = typer.Option("paper", "--profile", "-p"),
+    pair: str = typer.Option(None, "--pair", help=PAIR_HELP),
     set_: list[str] = typer.Option([], "--set", help="key=value override for every point."),
     device: str = typer.Option("auto", "--device"),
     data_dir: Path = typer.Option(None, "--data-dir"),
@@ -213,15 +226,16 @@ def sweep(
 
             raise BadInput("--batched trains one worker's points together; a --study shares them out instead")
         settings = _settings()
-        parent, results = run_study(study, storage_url(settings, storage), template, profile, parse_sets(set_),
+        sets = _with_pair(parse_sets(set_), pair)
+        parent, results = run_study(study, storage_url(settings, storage), template, profile, sets,
                                     parse_grid(grid), seeds, settings, device, data_dir, command)
     else:
         if storage:
             from paperlab.errors import BadInput
 
             raise BadInput("--storage is where a --study is kept; give --study NAME too")
-        parent, results = run_sweep(template, profile, parse_sets(set_), parse_grid(grid), seeds, _settings(),
-                                    device, data_dir, command, resume, batched)
+        parent, results = run_sweep(template, profile, _with_pair(parse_sets(set_), pair), parse_grid(grid), seeds,
+                                    _settings(), device, data_dir, command, resume, batched)
     if as_json:
         return print_json({"parent_run_id": parent, "points": [
             {"overrides": p.overrides, "seed": p.seed, "stages": [

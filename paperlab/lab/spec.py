@@ -184,6 +184,9 @@ class RunSpec(Strict):
     train: TrainSpec
     distill: dict[str, Any] = {}
     claims: list[Claim] = []
+    # where our loss or recipe deliberately departs from the code behind the claims (one line): the claims
+    # are then shown without a verdict
+    differs: str = ""
     estimate_minutes: dict[str, float] = {}
     profile: str = "paper"
     LATE = ("whiten",)

@@ -16,8 +16,9 @@ from pydantic import BaseModel, ValidationError
 from paperlab.errors import BadInput
 from paperlab.lab.spec import NAME, RunSpec
 
-TEXT_KEYS = {"name", "title", "paper", "method", "dataset"}  # read as written: 2101.00010 is not a float
+TEXT_KEYS = {"name", "title", "paper", "method", "dataset", "pair"}  # read as written: 2101.00010 is not a float
 FIXED_KEYS = {"profile": "--profile"}                        # set by the command line, never by --set
+PAIR = "pair"  # `--pair T/S` (or `--set pair=T/S`): the template's settings and claims for that teacher/student
 
 
 def _experiments_dir() -> Path:
@@ -46,29 +47,52 @@ def raw(name: str) -> dict[str, Any]:
     import yaml
 
     template_names(check=name)
-    data = yaml.safe_load((_experiments_dir() / f"{name}.yaml").read_text(encoding="utf-8"))
+    data = _complete_claims(yaml.safe_load((_experiments_dir() / f"{name}.yaml").read_text(encoding="utf-8")), name)
     base_name = data.pop("extends", None)
     if base_name is None:
         return data
     base_file = _experiments_dir() / "bases" / f"{base_name}.yaml"
     if not re.match(NAME, str(base_name)) or not base_file.is_file():
         raise BadInput(f"template {name!r} extends {base_name!r}, which is not in templates/experiments/bases")
-    base = yaml.safe_load(base_file.read_text(encoding="utf-8"))
+    base = _complete_claims(yaml.safe_load(base_file.read_text(encoding="utf-8")), f"bases/{base_name}")
     merged = _merge(base, data)
     plain = {s["name"] for s in merged.get("stages", []) if set(s) <= PLAIN_KEYS}
     merged["claims"] = [*[c for c in base.get("claims", []) if c["stage"] in plain], *data.get("claims", [])]
     return merged
 
 
+def _complete_claims(data: Any, where: str) -> dict[str, Any]:
+    """One file's claims, each row complete: `claim_defaults` under every row (metric, dataset, epoch, source
+    ... said once), and a `pairs:` entry's claims with that entry's teacher and student nets."""
+    if not isinstance(data, dict):
+        raise BadInput(f"template {where!r} is not a mapping of keys to values")
+    defaults = data.pop("claim_defaults", None) or {}
+    claims = [{**defaults, **c} for c in data.get("claims") or []]
+    for key, block in (data.get("pairs") or {}).items():
+        teacher, student = split_pair(key, where)
+        for claim in (block or {}).pop("claims", None) or []:
+            claims.append({**defaults, "teacher_net": teacher, "student_net": student, **claim})
+    data["claims"] = claims
+    return data
+
+
+def split_pair(pair: str, where: str = "--pair") -> tuple[str, str]:
+    teacher, sep, student = str(pair).partition("/")
+    if not sep or not re.match(NAME, teacher) or not re.match(NAME, student):
+        raise BadInput(f"{where}: a pair is TEACHER/STUDENT, e.g. wrn_40_2/wrn_16_2 (got {str(pair)[:80]!r})")
+    return teacher, student
+
+
 def pairs(data: dict[str, Any]) -> list[str]:
-    """The teacher -> student pairs a template runs (under its paper profile) or carries claims for, its own
-    first; 'none' where no stage trains the teacher model (self-distillation, peers, generations)."""
+    """The teacher/student pairs a template runs (under its paper profile), has settings for (`pairs:`) or
+    carries claims for, its own first; 'none' where no stage trains the teacher model (self-distillation,
+    peers, generations)."""
     paper = _merge(data, (data.get("profiles") or {}).get("paper") or {})
     trained = any(stage.get("model") == "teacher" for stage in paper.get("stages", []))
-    own = f"{paper['teacher']['net']['kind'] if trained else 'none'}->{paper['student']['net']['kind']}"
-    claimed = {f"{c['teacher_net']}->{c['student_net']}" for c in data.get("claims", [])
+    own = f"{paper['teacher']['net']['kind'] if trained else 'none'}/{paper['student']['net']['kind']}"
+    claimed = {f"{c['teacher_net']}/{c['student_net']}" for c in data.get("claims", [])
                if c.get("teacher_net") and c.get("student_net")}
-    return [own, *sorted(claimed - {own})]
+    return [own, *sorted((claimed | set(data.get("pairs") or {})) - {own})]
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -154,13 +178,23 @@ def load(name: str, profile: str = "paper", sets: dict[str, Any] | None = None) 
     """The template with its profile (or profiles, joined by '+') merged in and overrides applied, validated as a
     whole."""
     data = raw(name)
+    listed = pairs(data)
+    settings = data.pop("pairs", None) or {}
     profiles = data.pop("profiles", {}) or {}
     for part in profile.split("+"):   # 'fast+only-7-8': profiles merged in order, the later one winning
         if part not in profiles:
             raise BadInput(f"template {name!r} has no profile {part!r} (profiles: {', '.join(profiles)}; "
                            "join several with '+')")
         data = _merge(data, profiles[part] or {})
-    for key, value in (sets or {}).items():
+    sets = dict(sets or {})
+    pair = sets.pop(PAIR, None)
+    if pair is not None:   # after the profile: the pair's nets and settings are the template's for that pair
+        teacher, student = split_pair(pair)
+        if f"{teacher}/{student}" not in listed:
+            raise BadInput(f"template {name!r} has no pair {str(pair)[:80]!r} (pairs: {', '.join(listed)})")
+        data = _merge(data, {"teacher": {"net": {"kind": teacher}}, "student": {"net": {"kind": student}}})
+        data = _merge(data, settings.get(f"{teacher}/{student}") or {})
+    for key, value in sets.items():
         if key in FIXED_KEYS:
             raise BadInput(f"{key!r} cannot be set with --set; use {FIXED_KEYS[key]}")
         parts = key.split(".")
@@ -202,7 +236,23 @@ def resolved_yaml(spec: RunSpec) -> str:
     return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
-DESCRIPTIVE_KEYS = {"title", "reference", "claims", "estimate_minutes"}
+DESCRIPTIVE_KEYS = {"title", "reference", "claims", "estimate_minutes", "differs"}
+
+
+def claims(name: str) -> list:
+    """The template's claims, typed (spec.Claim), every pair's included: what the reports compare with."""
+    from paperlab.lab.spec import Claim
+
+    out = []
+    for i, claim in enumerate(raw(name).get("claims", [])):
+        try:
+            out.append(Claim.model_validate(claim))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "the claim"
+            raise BadInput(f"template {name!r}, claim {i + 1} ({claim.get('stage', '?')}): {where}: "
+                           f"{err['msg']}") from None
+    return out
 
 
 def recipe_yaml(spec: RunSpec) -> str:
@@ -222,7 +272,9 @@ def changed_from_profile(spec: RunSpec) -> list[str]:
     is the paper's recipe: such a run is not it."""
     leave_out = DESCRIPTIVE_KEYS | RUN_KEYS
     try:
-        written = flatten(load(spec.name, spec.profile).model_dump(mode="json", exclude=leave_out))
+        own = f"{spec.teacher.net.kind}/{spec.student.net.kind}"
+        pair = {PAIR: own} if own in pairs(raw(spec.name)) else {}  # a listed pair's settings are the recipe
+        written = flatten(load(spec.name, spec.profile, pair).model_dump(mode="json", exclude=leave_out))
     except BadInput:  # renamed with --set name=...: no template to compare with
         return ["name"]
     ours = flatten(spec.model_dump(mode="json", exclude=leave_out))

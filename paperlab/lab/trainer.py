@@ -279,7 +279,7 @@ def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: s
             order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7_919 + epoch)).to(device)
             draws = torch.Generator(device=device).manual_seed(seed * 7_919 + epoch + lane)  # augmentation
             epoch_settings(optimizer, spec, epoch - 1)
-            model.train()
+            model.train(not objective.frozen_model)  # a phase that trains only the method's parts (FT's)
             objective.train()
             started = time.perf_counter()
             total = torch.zeros((), device=device)

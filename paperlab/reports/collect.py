@@ -20,14 +20,18 @@ SEED_PARAM = "seed"
 DESCRIPTIVE = ("title", "reference", "estimate_minutes.")  # params of runs logged before they were left out
 
 
-def incomparable(tags: dict[str, str]) -> str | None:
+def incomparable(tags: dict[str, str], differs: str = "") -> str | None:
     """Why a run's number may not be set against the paper's claim whatever it is: the data is not the
-    official release, or the recipe was changed from the template's (lab/templates.changed_from_profile)."""
+    official release, the recipe was changed from the template's (lab/templates.changed_from_profile), or
+    the template's loss or recipe departs from the code behind the claim (its `differs:` line)."""
+    reasons = []
     if tags.get("paperlab.data_note"):
-        return f"ours on other data ({tags['paperlab.data_note']})"
+        reasons.append(f"ours on other data ({tags['paperlab.data_note']})")
     if tags.get("paperlab.changed"):
-        return f"ours with the recipe changed ({tags['paperlab.changed']})"
-    return None
+        reasons.append(f"ours with the recipe changed ({tags['paperlab.changed']})")
+    if differs:
+        reasons.append(f"loss differs from the source's code: {differs}")
+    return "; ".join(reasons) or None
 
 
 def verdict(diff: float, tolerance: float) -> str:
@@ -159,28 +163,29 @@ def _paper(settings: Settings, arxiv_id: str | None) -> tuple[dict[str, Any] | N
 
 
 def _claims(runs: list[dict[str, Any]], templates: list[str]) -> list[ClaimRow]:
-    from paperlab.lab.templates import raw
+    from paperlab.lab.templates import claims, raw
 
     rows = []
     for name in templates:
         template = raw(name)
         own = (template["teacher"]["net"]["kind"], template["student"]["net"]["kind"])
-        for claim in template.get("claims", []):
-            metric, epoch = claim.get("metric", "test_error"), claim.get("epoch", "best")
+        differs = template.get("differs", "")
+        for claim in claims(name):
+            metric, epoch = claim.metric, claim.epoch
             ours = "best" if epoch == "unstated" else epoch
             key = {("test_error", "best"): "test_error", ("test_error", "last"): "test_error_last",
                    ("top1", "best"): "test_acc", ("top1", "last"): "test_acc_last",
                    ("test_error_ema", "last"): "test_error_ema_last"}.get((metric, ours), metric)
             scale = 100.0 if metric == "top1" else 1.0
-            pair = {"paperlab.teacher_net": claim.get("teacher_net"), "paperlab.student_net": claim.get("student_net")}
-            stage_runs = [r for r in runs if r["template"] == name and r["stage"] == claim["stage"]
+            pair = {"paperlab.teacher_net": claim.teacher_net, "paperlab.student_net": claim.student_net}
+            stage_runs = [r for r in runs if r["template"] == name and r["stage"] == claim.stage
                           and r["metrics"].get(key) is not None]
             on_pair = [r for r in stage_runs if all(v is None or r["tags"].get(k) == v for k, v in pair.items())]
             is_own = all(v is None or v in own for v in pair.values())
-            base = dict(stage=claim["stage"], template=name if len(templates) > 1 else "",
-                        paper_value=claim["value"], paper_dataset=claim["dataset"],
-                        source=claim.get("source", ""), tolerance=claim["tolerance"], metric=metric, epoch=epoch,
-                        paper_runs=claim.get("runs", 1))
+            base = dict(stage=claim.stage, template=name if len(templates) > 1 else "",
+                        paper_value=claim.value, paper_dataset=claim.dataset,
+                        source=claim.source, tolerance=claim.tolerance, metric=metric, epoch=epoch,
+                        paper_runs=claim.runs)
             if not on_pair and not (stage_runs and is_own):
                 if not stage_runs and is_own:
                     rows.append(ClaimRow(ours_mean=None, ours_std=None, n=0, our_dataset=None, **base))
@@ -197,7 +202,7 @@ def _claims(runs: list[dict[str, Any]], templates: list[str]) -> list[ClaimRow]:
             rows.append(ClaimRow(ours_mean=statistics.fmean(values),
                                  ours_std=statistics.stdev(values) if len(values) > 1 else None, n=len(values),
                                  our_dataset=newest["tags"].get("paperlab.dataset"),
-                                 caveat=incomparable(newest["tags"]), **base))
+                                 caveat=incomparable(newest["tags"], differs), **base))
     return rows
 
 

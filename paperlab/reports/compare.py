@@ -42,6 +42,7 @@ class Row:
     claim_source: str = ""
     claim_tolerance: float = 1.0
     claim_epoch: str = "best"  # the epoch the paper's number is of: ours is compared at the same one
+    differs: str = ""          # the template's `differs:` line: where its loss departs from the claim's code
     gap_closed: float | None = None
     gap_closed_std: float | None = None
     rank: int | None = None
@@ -68,7 +69,7 @@ class Row:
 
     @property
     def caveat(self) -> str | None:
-        return incomparable(self.newest["tags"]) if self.newest else None
+        return incomparable(self.newest["tags"], self.differs) if self.newest else None
 
     @property
     def at_claim_epoch(self) -> float | None:
@@ -202,18 +203,18 @@ def _rows(runs: list[dict[str, Any]]) -> dict[tuple[str, str], Row]:
 
 
 def _claims(row: Row, teacher_net: str, student_net: str, dataset: str) -> None:
-    from paperlab.lab.templates import raw
+    from paperlab.lab.templates import claims, raw
 
     try:
-        claims = raw(row.template).get("claims", [])
+        found = claims(row.template)
+        row.differs = raw(row.template).get("differs", "")
     except BadInput:  # runs renamed with --set name=...: no template, no claims
         return
-    for claim in claims:
-        if (claim["stage"] == row.stage and claim.get("metric") == "top1" and claim["dataset"] == dataset
-                and claim.get("teacher_net") == teacher_net and claim.get("student_net") == student_net):
-            row.claim, row.claim_source = claim["value"], claim.get("source", "")
-            row.claim_tolerance = claim.get("tolerance", 1.0)
-            row.claim_epoch = claim.get("epoch", "best")
+    for claim in found:
+        if (claim.stage == row.stage and claim.metric == "top1" and claim.dataset == dataset
+                and claim.teacher_net == teacher_net and claim.student_net == student_net):
+            row.claim, row.claim_source = claim.value, claim.source
+            row.claim_tolerance, row.claim_epoch = claim.tolerance, claim.epoch
             return
 
 

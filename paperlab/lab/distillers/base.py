@@ -121,6 +121,7 @@ class Distiller(nn.Module):
     Params: ClassVar[type[Params]] = Params
     needs: ClassVar[frozenset[str]] = frozenset({"logits"})  # outputs asked of the nets: logits, feats, ...
     taught: ClassVar[bool] = True  # False: the stage takes no teacher (ce, teacher-free, self-distillation)
+    frozen_model: ClassVar[bool] = False  # True: the model stays in eval mode; the method trains its own parts
     name: ClassVar[str] = "distiller"
 
     def __init__(self, params: Params, student: nn.Module, teacher: nn.Module | None, info: Info):

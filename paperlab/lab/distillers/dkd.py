@@ -7,7 +7,7 @@ classes), weighted separately, with a linear warm-up over the first epochs.
     loss = ce_weight * CE + min(epoch / warmup, 1) * (alpha * TCKD + beta * NCKD)
 
 Defaults are mdistiller's (alpha 1, beta 8, T 4, warm-up 20 epochs, counted from epoch 1); its CIFAR
-configs set beta per pair (resnet56/20: 2, wrn_40_2/16_2: 6). The non-target distribution is the softmax
+configs set beta per pair (the dkd template's `pairs:` carry them). The non-target distribution is the softmax
 with the target logit masked out (mdistiller subtracts 1000 from it; masking with -inf is the exact form).
 `standardize: true` z-scores both logits first (logit standardisation, arXiv 2403.01427; see kd.py).
 """

@@ -14,9 +14,9 @@ Equal to CRD's benchmark (RepDistiller distiller_zoo/FT.py `FactorTransfer(p1=2,
 models/util.py), value and gradient, whose beta = 200 this uses: its loss compares the factors' channel
 means of squares, not the paper's normalised factors themselves (eq. 3). Rate k = 0.5; the paraphraser's
 encoder and decoder are three 3x3 convolutions (with bias) and LeakyReLU(0.1) each, without BN; the
-translator three conv-BN-LeakyReLU(0.1) layers. One difference is kept: the phase trains its copy of the
-teacher's net in training mode (its BN normalises by each batch), where the benchmark's teacher stays in
-eval mode; the main stage reads the teacher stage's own net.
+translator three conv-BN-LeakyReLU(0.1) layers. The phase keeps its copy of the teacher's net in eval mode
+(`frozen_model`), as the benchmark's `init` does with the teacher; the main stage reads the teacher stage's
+own net.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ class FTParaphraser(Distiller):
 
     needs = frozenset({"feats"})
     taught = False
+    frozen_model = True
 
     def __init__(self, params, student, teacher, info):
         super().__init__(params, student, teacher, info)
