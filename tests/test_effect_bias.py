@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from paperlab.lab import bias
-from paperlab.lab.effect import effect, summarise
+from paperlab.lab.effect import Spread, effect, summarise, welch
 
 
 def test_errors_saved_and_gap_closed_by_hand():
@@ -25,6 +25,33 @@ def test_summary_over_seeds_has_mean_std_and_wins():
     assert "saves 3.33 ± 7.6 errors" in text and "closes 17% ± 58%" in text and "in 2 of 3" in text
     assert summarise([effect(10, 20, 21)]).text().startswith("adds 1 error against")
     assert "no gap to close" in summarise([effect(30, 20, 21)]).text()
+
+
+def test_one_seed_names_the_effect_only_beyond_the_profile_s_spread():
+    spread = Spread(errors=4, seeds=5)
+    within = summarise([effect(20, 44, 43)], spread)
+    assert within.named is False and within.as_dict()["named"] is False
+    assert within.text() == ("one seed: differences under ±4 errors are within this profile's seed-to-seed spread "
+                             "(measured over 5 seeds, see README); this one saves 1 error")
+    assert "closes" not in within.text()   # no share of the gap drawn from noise
+    hurt = summarise([effect(20, 44, 47)], spread)
+    assert hurt.named is False and "this one adds 3 errors" in hurt.text()
+    beyond = summarise([effect(20, 44, 30)], spread)
+    assert beyond.named is True and beyond.text().startswith("saves 14 errors against the baseline, closes 58%")
+    unknown = summarise([effect(20, 44, 30)])
+    assert unknown.named is None and "spread is not measured" in unknown.text()
+
+
+def test_several_seeds_name_the_effect_by_welch_s_test():
+    clear = summarise([effect(20, 44, 30), effect(21, 45, 33), effect(22, 41, 35)])
+    assert clear.named is True and clear.p == pytest.approx(welch([30, 33, 35], [44, 45, 41]))
+    assert clear.p < 0.05 and "Welch's p" in clear.text()
+    noise = summarise([effect(20, 44, 43), effect(21, 45, 46), effect(22, 41, 40)])
+    assert noise.named is False and noise.p > 0.5 and "not beyond what the seeds vary" in noise.text()
+    # by hand: means 2 and 5, variances 1 and 1, n 3: t = -3 / sqrt(2/3), df 4
+    from scipy import stats
+    assert welch([1, 2, 3], [4, 5, 6]) == pytest.approx(2 * stats.t.sf(3 / (2 / 3) ** 0.5, 4))
+    assert welch([1], [2, 3]) is None and welch([2, 2], [2, 2]) == 1.0 and welch([1, 1], [2, 2]) == 0.0
 
 
 def test_bias_shift_is_chosen_on_the_given_logits_and_counts_errors_by_class():

@@ -264,6 +264,19 @@ def test_smoke_run_against_a_real_mlflow_server(cli, tmp_path, monkeypatch, requ
         again = cli(*SMOKE, "--stage", "teacher", "--epochs", "3").json()["stages"][0]
         assert again["reused"] is True and again["test_error"] == teacher["test_error"]
         assert cli("teachers", "pull", "nobody.teacher.cnn.digits").code == 2
+        # a tag is anyone's data: a cache key that leaves the cache, or weights of another shape under a good key
+        cached = next((tmp_path / "second-machine" / "cache" / "teachers").glob("*.pt"))
+        good = cached.read_bytes()
+        client.set_model_version_tag("kd-hinton.teacher.cnn.digits", "1", "paperlab.cache_key", "../../../escape.pt")
+        r = cli("teachers", "pull", "kd-hinton.teacher.cnn.digits")
+        assert r.code == 1 and "not a key paperlab writes" in r.err and len(r.err.strip().splitlines()) == 1
+        assert not list(tmp_path.rglob("escape.pt"))
+        client.set_model_version_tag("kd-hinton.teacher.cnn.digits", "1", "paperlab.cache_key", cached.name)
+        other = cli(*SMOKE, "--stage", "teacher", "--epochs", "1", "--set", "teacher.net.channels=[8,16,32]")
+        assert other.code == 0, other.err   # version 2: a narrower net, re-tagged with version 1's key
+        client.set_model_version_tag("kd-hinton.teacher.cnn.digits", "2", "paperlab.cache_key", cached.name)
+        r = cli("teachers", "pull", "kd-hinton.teacher.cnn.digits")
+        assert r.code == 1 and "the cached teacher is left as it was" in r.err and cached.read_bytes() == good
         import mlflow
 
         mlflow.set_tracking_uri(url)

@@ -144,7 +144,8 @@ def run(
                                        "test_acc_last": s.test_acc_last, "best_epoch": s.best_epoch,
                                        "reused": s.reused, "n_params": s.n_params, "role": s.role,
                                        "taught_by": s.taught_by, "wall_seconds": round(s.wall_seconds, 2)}
-                                      for s in result.stages]})
+                                      for s in result.stages],
+                           "effects": {name: e.as_dict() for name, e in _effects(spec, result.stages).items()}})
     rows = []
     for s in result.stages:
         claim = spec.claim_for(s.stage)
@@ -159,7 +160,7 @@ def run(
     table(["stage", "test errors (best epoch)", "last epoch", "test acc", "best epoch", "time", "paper's claim"],
           rows, title=f"{spec.name} / {spec.profile} on {spec.dataset} ({result.device}); test errors are counts; "
                       f"MLflow parent run {result.parent_run_id}")
-    for line in [*_effects(spec, result.stages), *result.findings]:
+    for line in [*(f"{name}: {e.text()}" for name, e in _effects(spec, result.stages).items()), *result.findings]:
         print(line)
 
 
@@ -176,15 +177,17 @@ def _without_nproc(args: list[str]) -> list[str]:
     return out
 
 
-def _effects(spec, stages) -> list[str]:
-    """One line per distilled stage: errors saved against the baseline student, share of the gap closed."""
-    from paperlab.lab.effect import StageInfo, comparisons, effect, summarise
+def _effects(spec, stages) -> dict:
+    """Per distilled stage: errors saved against the baseline student, share of the gap closed, and whether
+    one seed can tell that from noise (the profile's measured spread)."""
+    from paperlab.lab.effect import Spread, StageInfo, comparisons, effect, summarise
 
     by_name = {s.stage: s for s in stages}
+    spread = Spread(spec.spread.errors, spec.spread.seeds) if spec.spread else None
     infos = [StageInfo(s.stage, s.role, s.taught_by, spec.stage(s.stage).init) for s in stages]
-    return [f"{name}: " + summarise([effect(by_name[teacher].test_error, by_name[baseline].test_error,
-                                            by_name[name].test_error)]).text()
-            for name, teacher, baseline in comparisons(infos)]
+    return {name: summarise([effect(by_name[teacher].test_error, by_name[baseline].test_error,
+                                    by_name[name].test_error)], spread)
+            for name, teacher, baseline in comparisons(infos)}
 
 
 def sweep(

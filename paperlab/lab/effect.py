@@ -1,6 +1,13 @@
 """What distillation did, in two figures: the errors it saved against the baseline student (negative when it
-added errors) and the share of the teacher-student gap it closed (negative when it hurt). Plain numbers in,
-plain numbers out: the end-of-run table and the report both use it."""
+added errors) and the share of the teacher-student gap it closed (negative when it hurt), and whether that
+is more than the seeds vary. Plain numbers in, plain numbers out: the end-of-run table, `run --json`, the
+report and `compare` use it.
+
+The rule: over several seeds, the effect is named where Welch's t-test between the distilled and the
+baseline students' test errors gives p < 0.05 (as `compare` tests accuracies); with one seed, where the
+difference exceeds the profile's measured seed-to-seed spread (`spread:` in the template's profile, 2 x sqrt 2
+x the standard deviation of the baseline student's test errors over its seeds: two runs of one recipe differ by
+more about one time in twenty)."""
 
 from __future__ import annotations
 
@@ -38,12 +45,21 @@ def comparisons(stages: list[StageInfo]) -> list[tuple[str, str, str]]:
 class Effect:
     saved: float               # baseline errors - distilled errors
     gap_closed: float | None   # saved / (baseline - teacher); None where the teacher is no better
+    baseline: float = 0.0
+    distilled: float = 0.0
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A profile's seed-to-seed spread of test errors, measured: differences within +-errors are noise."""
+    errors: float
+    seeds: int
 
 
 def effect(teacher: float, baseline: float, distilled: float) -> Effect:
     gap = baseline - teacher
     saved = baseline - distilled
-    return Effect(saved, saved / gap if gap > 0 else None)
+    return Effect(saved, saved / gap if gap > 0 else None, baseline, distilled)
 
 
 @dataclass(frozen=True)
@@ -54,9 +70,34 @@ class Summary:
     gap_closed: float | None
     gap_closed_std: float | None
     wins: int  # runs where the distilled student beat the baseline
+    p: float | None = None          # Welch's t-test, distilled against baseline errors (two seeds or more)
+    spread: Spread | None = None    # the profile's seed-to-seed spread, where measured
+
+    @property
+    def named(self) -> bool | None:
+        """Whether the effect exceeds what the seeds vary (None: nothing to tell it by)."""
+        if self.n == 1:
+            return None if self.spread is None else abs(self.saved) > self.spread.errors
+        return None if self.p is None else self.p < 0.05
 
     def text(self) -> str:
-        """'saves 12 errors, closes 80% of the gap' (with ± std and the win count over several seeds)."""
+        """'saves 12 errors, closes 80% of the gap', with what the seeds allow one to conclude."""
+        named, plain = self.named, self.plain_text()
+        if self.n == 1 and self.spread is not None:
+            within = (f"one seed: differences under ±{self.spread.errors:g} errors are within this profile's "
+                      f"seed-to-seed spread (measured over {self.spread.seeds} seeds, see README)")
+            return f"{within}; this one {plain.split(' against')[0]}" if not named else f"{plain} ({within})"
+        if self.n == 1:
+            return f"{plain} (one seed; this profile's seed-to-seed spread is not measured: it may be noise)"
+        if named is False:
+            return f"{plain}; not beyond what the seeds vary (Welch's p = {self.p:.2g})"
+        return plain if self.p is None else f"{plain}; Welch's p = {self.p:.2g}"
+
+    def as_dict(self) -> dict:
+        return {"saved": self.saved, "gap_closed": self.gap_closed, "seeds": self.n, "p": self.p,
+                "spread": None if self.spread is None else self.spread.errors, "named": self.named}
+
+    def plain_text(self) -> str:
         std = lambda v, fmt: "" if v is None else f" ± {fmt.format(v)}"  # noqa: E731
         verb = "saves" if self.saved >= 0 else "adds"
         plural = "" if abs(self.saved) == 1 and self.n == 1 else "s"
@@ -70,7 +111,7 @@ class Summary:
         return out
 
 
-def summarise(effects: list[Effect]) -> Summary:
+def summarise(effects: list[Effect], spread: Spread | None = None) -> Summary:
     if not effects:
         raise ValueError("no runs to summarise")
     saved = [e.saved for e in effects]
@@ -78,4 +119,19 @@ def summarise(effects: list[Effect]) -> Summary:
     sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else None  # noqa: E731
     return Summary(len(effects), statistics.fmean(saved), sd(saved),
                    statistics.fmean(closed) if len(closed) == len(effects) else None,
-                   sd(closed) if len(closed) == len(effects) else None, sum(s > 0 for s in saved))
+                   sd(closed) if len(closed) == len(effects) else None, sum(s > 0 for s in saved),
+                   welch([e.distilled for e in effects], [e.baseline for e in effects]), spread)
+
+
+def welch(a: list[float], b: list[float]) -> float | None:
+    """Two-sided p of Welch's t-test; None under two values a side. Equal samples with no variance: 1.0
+    when their means agree, 0.0 when they differ."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    va, vb = statistics.variance(a), statistics.variance(b)
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    if va == 0 and vb == 0:
+        return 1.0 if diff == 0 else 0.0
+    from scipy import stats
+
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)

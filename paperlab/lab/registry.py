@@ -85,11 +85,43 @@ def teachers(tracker) -> list[dict[str, Any]]:
     return sorted(out, key=lambda v: (v["name"], -v["version"]))
 
 
+CACHE_KEY = re.compile(r"[A-Za-z0-9_]{1,40}-[0-9a-f]{16}\.pt")  # NET-<16 hex>.pt, as lab/runner.py names them
+
+
+def _fits(weights: dict, folder: Path, target: Path) -> str | None:
+    """Why the pulled weights cannot be the net they are registered as (None: they fit): they must load into
+    the net their about.json names, and have the keys and shapes of the cached file they would replace."""
+    import torch
+    from pydantic import TypeAdapter
+
+    from paperlab.lab.nets import build
+    from paperlab.lab.spec import NetSpec
+
+    state = weights["state_dict"]
+    about = next(folder.rglob("about.json"), None)
+    try:
+        if about is not None:
+            info = json.loads(about.read_text(encoding="utf-8"))
+            net = build(TypeAdapter(NetSpec).validate_python(info["net"]), tuple(info["shape"]), int(info["classes"]))
+            net.load_state_dict(state)
+        if target.exists():
+            held = torch.load(target, map_location="cpu", weights_only=True)["state_dict"]
+            if {k: tuple(v.shape) for k, v in held.items()} != {k: tuple(v.shape) for k, v in state.items()}:
+                return "its tensors have other names or shapes than the cached teacher it would replace"
+    except Exception as exc:  # a net that does not load them: RuntimeError, KeyError, a bad about.json
+        return f"they do not load into the net it names ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+    return None
+
+
 def pull(tracker, cache_dir: Path, name: str, version: int | None = None) -> Path:
-    """Download a teacher version's weights into this machine's teacher cache (checked, then moved into place)."""
+    """Download a teacher version's weights into this machine's teacher cache (checked, then moved into place).
+    Its cache key is a tag anyone with the server's URL can set: only paperlab's own key format is written,
+    only inside the cache, and only weights that fit the net replace a cached teacher."""
     import os
 
     import torch
+
+    from paperlab.lab.runner import inside
 
     found = [v for v in teachers(tracker) if v["name"] == name and (version is None or v["version"] == version)]
     if not found:
@@ -100,7 +132,11 @@ def pull(tracker, cache_dir: Path, name: str, version: int | None = None) -> Pat
         raise BadInput(f"{name} version {chosen['version']} was not cached when it was trained (its stage said "
                        f"cache: false), so it has no place in the teacher cache; load it with "
                        f"mlflow.pyfunc.load_model('models:/{name}/{chosen['version']}')")
-    target = cache_dir / "teachers" / chosen["cache_key"]
+    if not CACHE_KEY.fullmatch(chosen["cache_key"]):
+        shown = chosen["cache_key"][:60].encode("unicode_escape").decode()
+        raise PaperlabError(f"{name} version {chosen['version']} names the cache file {shown!r}, which is not a key "
+                            "paperlab writes (NET-<16 hex digits>.pt): refused, nothing written")
+    target = inside(cache_dir / "teachers", cache_dir / "teachers" / chosen["cache_key"])
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         import mlflow
@@ -110,8 +146,17 @@ def pull(tracker, cache_dir: Path, name: str, version: int | None = None) -> Pat
         weights = next(folder.rglob(chosen["cache_key"]), None) or next(folder.rglob("*.pt"), None)
         if weights is None:
             raise PaperlabError(f"{name} version {chosen['version']} holds no weights file")
-        saved = torch.load(weights, map_location="cpu", weights_only=True)  # tensors and plain data, or refused
-        if "state_dict" not in saved or "result" not in saved:
+        try:
+            saved = torch.load(weights, map_location="cpu", weights_only=True)  # tensors and plain data only
+        except Exception as exc:  # pickle.UnpicklingError and its paragraph suggesting weights_only=False
+            raise PaperlabError(f"{name} version {chosen['version']} is not a paperlab teacher: its weights file "
+                                f"holds more than tensors and plain data ({type(exc).__name__}); refused, nothing "
+                                "written") from None
+        if not isinstance(saved, dict) or "state_dict" not in saved or "result" not in saved:
             raise PaperlabError(f"{name} version {chosen['version']} is not a paperlab teacher")
+        unfit = _fits(saved, folder, target)
+        if unfit:
+            raise PaperlabError(f"{name} version {chosen['version']} was not pulled: {unfit}; the cached teacher "
+                                "is left as it was")
         os.replace(weights, target)
     return target

@@ -165,6 +165,13 @@ class Claim(Strict):
         return self
 
 
+class SpreadSpec(Strict):
+    """A profile's seed-to-seed spread of test errors (lab/effect.py): one-seed differences within it are noise."""
+    errors: float = Field(ge=0)
+    seeds: int = Field(ge=2)
+    source: str = ""   # how it was measured
+
+
 class RunSpec(Strict):
     name: str = Field(pattern=NAME)
     title: str
@@ -187,6 +194,7 @@ class RunSpec(Strict):
     # where our loss or recipe deliberately departs from the code behind the claims (one line): the claims
     # are then shown without a verdict
     differs: str = ""
+    spread: SpreadSpec | None = None  # measured for the profile: what one seed can tell (lab/effect.py)
     estimate_minutes: dict[str, float] = {}
     profile: str = "paper"
     LATE = ("whiten",)

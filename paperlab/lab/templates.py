@@ -236,7 +236,7 @@ def resolved_yaml(spec: RunSpec) -> str:
     return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
-DESCRIPTIVE_KEYS = {"title", "reference", "claims", "estimate_minutes", "differs"}
+DESCRIPTIVE_KEYS = {"title", "reference", "claims", "estimate_minutes", "differs", "spread"}
 
 
 def claims(name: str) -> list:

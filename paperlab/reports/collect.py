@@ -239,7 +239,21 @@ def _effects(runs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
             seeds[name].add(seed)
             found.setdefault(name, []).append(effect(stages[teacher]["test_error"],
                                                      stages[baseline]["test_error"], run["test_error"]))
-    return [(name, summarise(effects)) for name, effects in found.items()]
+    spread = _spread(newest["template"], newest["profile"])
+    return [(name, summarise(effects, spread)) for name, effects in found.items()]
+
+
+def _spread(template: str, profile: str):
+    """The profile's measured seed-to-seed spread, by which one seed is read (lab/effect.py); None where the
+    template or profile is not this machine's or says none."""
+    from paperlab.lab.effect import Spread
+    from paperlab.lab.templates import load
+
+    try:
+        spec = load(template, profile)
+    except PaperlabError:
+        return None
+    return Spread(spec.spread.errors, spec.spread.seeds) if spec.spread else None
 
 
 def _varying(runs: list[dict[str, Any]]) -> list[str]:
