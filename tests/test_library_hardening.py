@@ -196,3 +196,23 @@ def test_15_a_long_import_lets_other_writers_in_and_its_notes_follow_its_rows(cl
     rows = {p["arxiv_id"] for p in cli("list", "--json").json()}
     notes = {p.stem for p in (home / "notes").glob("*.md")}
     assert len(rows) == count + 1 and notes == rows
+
+
+def test_bibtex_round_trip_keeps_percent_and_ampersand_and_turns_zotero_phrases_into_tags(cli, tmp_path, monkeypatch):
+    bib = tmp_path / "zotero.bib"
+    bib.write_text("@article{cut, title = {Cut at 50\\% here and a \\& b \\#1}, eprint = {1503.02531}, year = {2015},\n"
+                   "  abstract = {Soft targets \\& hard ones: 99\\% of it},\n"
+                   "  keywords = {Computer Science - Machine Learning, knowledge distillation}}\n", encoding="utf-8")
+    r = cli("import", str(bib))
+    assert r.code == 0, r.err
+    assert r.err.count("warning:") == 1 and "2 keywords were phrases" in r.err
+    shown = cli("show", "1503.02531", "--json").json()
+    assert shown["title"] == "Cut at 50% here and a & b #1"
+    assert set(shown["tags"]) == {"Computer-Science-Machine-Learning", "knowledge-distillation"}
+    out = tmp_path / "out.bib"
+    assert cli("export", "-o", str(out)).code == 0
+    assert "50\\% here and a \\& b \\#1" in out.read_text()
+    monkeypatch.setenv("PAPERLAB_HOME", str(tmp_path / "fresh"))
+    assert cli("import", str(out)).code == 0
+    again = cli("show", "1503.02531", "--json").json()
+    assert again["title"] == shown["title"] and again["abstract"] == "Soft targets & hard ones: 99% of it"

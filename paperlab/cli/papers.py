@@ -266,7 +266,7 @@ def import_(path: Path = typer.Argument(..., metavar="FILE.bib"),
     """Add the arXiv papers of a BibTeX file, without the network (papers already there are kept)."""
     from paperlab.library.papers import import_bib
 
-    outcomes, skipped = import_bib(_settings(), path, tag)
+    outcomes, skipped = import_bib(_settings(), path, tag, warn=lambda line: print(f"warning: {line}", file=sys.stderr))
     for outcome in outcomes:
         say(f"{outcome.status:<9} {outcome.arxiv_id}  {outcome.title}")
     for key, reason in skipped:

@@ -71,7 +71,16 @@ def _entry(paper: dict[str, Any], key: str):
             fields["note"] = f"{venue.short} {paper.get('venue_year') or ''} workshop".replace("  ", " ")
         else:
             fields["note"] = f"arXiv:{paper['arxiv_id']}"
-    return Entry(kind, key, [Field(k, v) for k, v in fields.items() if v])
+    return Entry(kind, key, [Field(k, v if k in RAW_FIELDS else latex_escape(v)) for k, v in fields.items() if v])
+
+
+RAW_FIELDS = {"url", "pdfurl", "doi", "eprint"}  # identifiers, written as they are
+
+
+def latex_escape(text: str) -> str:
+    """%, & and # as BibTeX and LaTeX read them literally (a bare % starts a comment: the rest of the field
+    was lost on import); import decodes them back (LatexDecodingMiddleware)."""
+    return re.sub(r"(?<!\\)([%&#])", r"\\\1", text)
 
 
 def export(papers: list[dict[str, Any]]) -> str:

@@ -322,7 +322,25 @@ def migrate(settings: Settings, target_url: str) -> tuple[list[Outcome], list[tu
 IMPORT_BATCH = 200  # rows per transaction: a long import lets other commands in between batches
 
 
-def import_bib(settings: Settings, path: Path, tags: list[str] = ()) -> tuple[list[Outcome], list[tuple[str, str]]]:
+def keyword_tags(keywords: list[str]) -> tuple[list[str], list[str]]:
+    """Another tool's keywords as tags: a phrase ("Computer Science - Machine Learning", as Zotero exports
+    them) becomes one hyphenated word ("Computer-Science-Machine-Learning"); one that cannot be a tag (too
+    long, unprintable) is dropped. The tags, and the keywords turned or dropped."""
+    out, changed = [], []
+    for keyword in keywords:
+        tag = re.sub(r"\s*-\s*|\s+", "-", keyword.strip())
+        try:
+            out += clean_tags([tag])
+        except BadInput:
+            changed.append(keyword)
+            continue
+        if tag != keyword.strip():
+            changed.append(keyword)
+    return sorted(set(out)), changed
+
+
+def import_bib(settings: Settings, path: Path, tags: list[str] = (),
+               warn=lambda line: None) -> tuple[list[Outcome], list[tuple[str, str]]]:
     """Add the arXiv papers of a .bib file without the network; papers already there keep their metadata and
     only gain the command line's tags (whichever of two racing imports or adds stores a paper first).
 
@@ -336,6 +354,7 @@ def import_bib(settings: Settings, path: Path, tags: list[str] = ()) -> tuple[li
     records, skipped = bibtex.read(path)
     tags = clean_tags(list(tags))
     outcomes: list[Outcome] = []
+    turned: list[str] = []
     for start in range(0, len(records), IMPORT_BATCH):
         to_write: list[tuple[str, Path, str, int | None]] = []
         with session_scope(settings) as session:
@@ -351,11 +370,8 @@ def import_bib(settings: Settings, path: Path, tags: list[str] = ()) -> tuple[li
                             present.arxiv_id, present.title, present.abstract, _venue_label(present),
                             _names(session, present)[1]), None))
                     continue
-                try:
-                    own_tags = clean_tags(record.tags)
-                except BadInput as exc:
-                    skipped.append((record.key, str(exc)))
-                    continue
+                own_tags, changed = keyword_tags(record.tags)
+                turned += changed
                 outcome = store(session, settings, fetched, sorted({*tags, *own_tags}), record.venue, write_note=False)
                 for template in record.templates:
                     session.add(TemplateLink(paper_id=outcome.extra["paper_id"], template=template))
@@ -364,6 +380,9 @@ def import_bib(settings: Settings, path: Path, tags: list[str] = ()) -> tuple[li
                                  outcome.extra["note_revision"]))
         for arxiv_id, note, text, revision in to_write:
             _write_note(settings, arxiv_id, note, text, revision)
+    if turned:
+        warn(f"{len(turned)} keywords were phrases or not tags: hyphenated into one word where they could be "
+             f"(e.g. {shown(turned[0], 60)}), dropped otherwise")
     return outcomes, skipped
 
 
