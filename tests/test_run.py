@@ -38,13 +38,13 @@ def test_smoke_run_end_to_end_is_tracked(cli, home):
                                   f"tags.`mlflow.parentRunId` = '{out['parent_run_id']}'")
     assert sorted(c.data.tags["paperlab.stage"] for c in children) == ["kd", "student", "teacher"]
     kd = client.get_run(out["stages"][2]["run_id"])
-    assert kd.data.params["distill.temperature"] == "8.0" and kd.data.params["train.epochs"] == "30"
+    assert kd.data.params["distill.temperature"] == "4.0" and kd.data.params["train.epochs"] == "60"
     assert kd.data.metrics["test_error"] == out["stages"][2]["test_error"]
     for tag in ("paperlab.paper", "paperlab.profile", "paperlab.version", "paperlab.git_commit", "paperlab.torch",
                 "paperlab.device", "paperlab.dataset_sha256"):
         assert kd.data.tags[tag], tag
     history = client.get_metric_history(kd.info.run_id, "val_error")
-    assert [m.step for m in history] == list(range(1, 31))
+    assert [m.step for m in history] == list(range(1, 61))
     seconds = client.get_metric_history(kd.info.run_id, "epoch_seconds")
     assert kd.data.metrics["train_seconds"] == pytest.approx(sum(m.value for m in seconds))
     assert {"train_loss", "val_acc", "lr", "epoch_seconds", "samples_per_s", "loss_soft", "loss_hard",
