@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from paperlab.lab import data as datasets
 from paperlab.lab import nets, trainer
+from paperlab.lab.data import augment
 from paperlab.lab.distillers import get as method
 from paperlab.lab.distillers import parse_params
 from paperlab.lab.distillers.kd import soft_kl
@@ -45,7 +46,7 @@ def make_step(model, optimizer, x_all, y_all, idx, jitter=0, teacher_logits=None
             optimizer.zero_grad(set_to_none=True)
         x, y = x_all[idx], y_all[idx]
         if jitter:
-            x = trainer.shift(x, jitter, None)  # the default generator: graph-safe
+            x = augment.shift(x, jitter, None)  # the default generator: graph-safe
         out = model(x)
         loss = F.cross_entropy(out, y)
         if teacher_logits is not None:
@@ -110,7 +111,7 @@ def main() -> None:
 
     teacher = build(spec.teacher.net)
     fit = trainer.fit(teacher, method("ce")(parse_params("ce", {}), teacher, None, None), data,
-                      recipe, seed=0, label="bench", augment=trainer.Augment(spec.teacher.jitter))
+                      recipe, seed=0, label="bench", augment=augment.Augment(spec.teacher.jitter))
     logits = trainer.predict(teacher, data.x_train)
     kd = {"temperature": T, "alpha": ALPHA}
     for label, net_spec, jitter, soft in (("teacher 1200-1200, jitter 2", spec.teacher.net, spec.teacher.jitter, None),

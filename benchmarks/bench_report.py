@@ -21,7 +21,7 @@ from pathlib import Path
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="paperlab-report-bench-"))
     os.environ["PAPERLAB_HOME"] = str(tmp / "home")
-    from paperlab.lab.runner import Run
+    from paperlab.lab.pipeline import Run
     from paperlab.lab.templates import load
     from paperlab.settings import load as settings
 

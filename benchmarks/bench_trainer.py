@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from paperlab.lab import data as datasets
 from paperlab.lab import nets, trainer
+from paperlab.lab.data.augment import Augment
 from paperlab.lab.distillers import Info, parse_params
 from paperlab.lab.distillers import get as method
 from paperlab.lab.templates import load
@@ -115,7 +116,7 @@ def cifar(opts) -> None:
     x, y = torch.rand(n, 3, 32, 32, generator=g), torch.randint(0, 100, (n,), generator=g)
     spec = load("kd-cifar", "paper", {"train.epochs": 1})
     data = trainer.Tensors(x.to(device), y.to(device), x[:64].to(device), y[:64].to(device))
-    augment = trainer.Augment(4, True, torch.zeros(1, 3, 1, 1, device=device))
+    augment = Augment(4, True, torch.zeros(1, 3, 1, 1, device=device))
     info = Info((3, 32, 32), 100, torch.arange(50_000, device=device) % 100)  # CRD's bank: CIFAR-100's size
     build = lambda kind: nets.build(CifarNetSpec(kind=kind), (3, 32, 32), 100).to(device)  # noqa: E731
     print(f"\nresnet32x4 -> resnet8x4, batch 64, crop+flip, {n} random 32x32 images per measurement, {device}")
@@ -223,7 +224,7 @@ def mnist(opts) -> None:
         compiled_rates(opts, spec, shape, classes, tensors, kd_data)
 
     # MLflow's share: a real tracked stage (student, same epochs) with every Tracker call timed
-    from paperlab.lab import runner, tracking
+    from paperlab.lab import pipeline, tracking
     from paperlab.settings import load as load_settings
 
     home = Path(tempfile.mkdtemp(prefix="bench-home-"))
@@ -241,7 +242,7 @@ def mnist(opts) -> None:
 
         setattr(tracking.Tracker, name, wrapper)
     run_spec = load("kd-hinton", "quick", {"train.epochs": opts.epochs})
-    run = runner.Run(run_spec, load_settings(), opts.device, opts.data_dir)
+    run = pipeline.Run(run_spec, load_settings(), opts.device, opts.data_dir)
     spent["s"] = 0.0
     start = time.perf_counter()
     result = run.run_all(["student"])

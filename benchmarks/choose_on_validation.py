@@ -46,12 +46,10 @@ def main() -> None:
         label = ",".join(f"{k}={v}" for k, v in point.overrides.items()) or "(profile)"
         known, distilled = untaught.setdefault(point.seed, {}), {}
         for s in point.stages:
-            if s.reused and s.stage in known:
-                value = known[s.stage]
-            else:  # a stage read from the cache: the validation errors of the run that trained it
-                run_id = tracker.runs(run_ids=[s.run_id], details=True)[0]["tags"].get("paperlab.reused_from") \
-                    if s.reused else s.run_id
-                value = min(v for _, v in tracker.history(run_id, "val_error"))
+            # a stage read from the cache: the validation errors of the run that trained it
+            run_id = tracker.runs(run_ids=[s.run_id], details=True)[0]["tags"].get("paperlab.reused_from") \
+                if s.reused else s.run_id
+            value = min(v for _, v in tracker.history(run_id, "val_error"))
             (distilled if s.taught_by else known)[s.stage] = value
             if s.role == "student" and not s.taught_by:
                 baseline[point.seed] = s.stage
@@ -68,7 +66,7 @@ def main() -> None:
 
 
 def _plain(args, settings, data_dir):
-    from paperlab.lab.runner import Run
+    from paperlab.lab.pipeline import Run
     from paperlab.lab.sweep import SweepPoint
     from paperlab.lab.templates import load, parse_sets
 

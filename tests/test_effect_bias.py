@@ -70,7 +70,7 @@ def test_bias_shift_is_chosen_on_the_given_logits_and_counts_errors_by_class():
 def test_omit3_leaves_threes_out_of_the_transfer_set_and_logs_the_shift(cli, home):
     from mlflow.tracking import MlflowClient
 
-    r = cli("run", "kd-hinton-omit3", "--profile", "smoke", "--device", "cpu", "--json")
+    r = cli("run", "kd-hinton-omit3", "--profile", "smoke", "--epochs", "30", "--device", "cpu", "--json")
     assert r.code == 0, r.err
     kd = r.json()["stages"][2]
     metrics = MlflowClient(f"sqlite:///{home / 'mlflow.db'}").get_run(kd["run_id"]).data.metrics
@@ -78,7 +78,7 @@ def test_omit3_leaves_threes_out_of_the_transfer_set_and_logs_the_shift(cli, hom
     assert metrics["test_error_on_shifted_classes_unshifted"] > 20  # of about 50 test 3s: most are missed
     assert metrics["test_error_on_shifted_classes"] < metrics["test_error_on_shifted_classes_unshifted"]
     assert -10 <= metrics["bias_shift"] <= 10 and "test_error_paper_shift" in metrics
-    table = cli("run", "kd-hinton-omit3", "--profile", "smoke", "--device", "cpu")
+    table = cli("run", "kd-hinton-omit3", "--profile", "smoke", "--epochs", "30", "--device", "cpu")
     assert "bias of classes [3] shifted by" in table.out and "chosen on the validation split" in table.out
 
 

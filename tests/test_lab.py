@@ -53,13 +53,13 @@ def test_templates_list_their_paper_method_dataset_and_pairs(cli):
 
 def test_every_method_template_smoke_run_passes_and_is_deterministic(cli, home):
     for name in METHOD_TEMPLATES:
-        first = cli("run", name, "--profile", "smoke", "--device", "cpu", "--json")
+        first = cli("run", name, "--profile", "smoke", "--epochs", "6", "--device", "cpu", "--json")
         assert first.code == 0, (name, first.err)
         stages = first.json()["stages"]
         assert [s["stage"] for s in stages] == ["teacher", "student", name.split("-")[0]]
         assert all(s["test_error"] < 450 for s in stages)  # of 500; chance is 450
     # twice for the method with the most randomness (negative sampling, a memory bank, connectors)
-    second = cli("run", "crd", "--profile", "smoke", "--device", "cpu", "--json").json()["stages"]
+    second = cli("run", "crd", "--profile", "smoke", "--epochs", "6", "--device", "cpu", "--json").json()["stages"]
     assert [s["test_error"] for s in second] == [s["test_error"] for s in stages]
     assert second[2]["reused"] is False and second[0]["reused"] is True
     teachers = list((home / "cache" / "teachers").glob("*.pt"))
@@ -113,7 +113,7 @@ def test_each_cifar_template_runs_the_paper_recipe_on_a_synthetic_cifar100(cli, 
 
 def test_a_run_that_departs_from_its_profile_says_where():
     from paperlab.lab.templates import changed_from_profile, load
-    from paperlab.reports.collect import incomparable
+    from paperlab.reports.claims import incomparable
 
     assert changed_from_profile(load("kd-cifar", "quick")) == []
     assert changed_from_profile(load("kd-cifar", "quick", {"seed": 3})) == []  # seeds are repeats, not changes
@@ -242,7 +242,7 @@ def test_every_template_builds_each_stage_on_its_smoke_pair_and_takes_a_step():
 
 def test_a_method_without_a_teacher_runs_as_its_own_family(cli):
     """Tf-KD: no teacher stage; the student and the regularised student run and are tracked."""
-    r = cli("run", "tfkd", "--profile", "smoke", "--device", "cpu", "--json")
+    r = cli("run", "tfkd", "--profile", "smoke", "--epochs", "6", "--device", "cpu", "--json")
     assert r.code == 0, r.err
     stages = r.json()["stages"]
     assert [s["stage"] for s in stages] == ["student", "tfkd"] and stages[1]["taught_by"] is None
@@ -251,7 +251,7 @@ def test_a_method_without_a_teacher_runs_as_its_own_family(cli):
     assert bad.code == 2 and "method 'kd' needs a teacher" in bad.err
     # mean teacher's input preparation on the same run: GCN + ZCA fitted on the training split, input noise,
     # the sigmoid ramps; a new key (nothing cached is reused) and still a student that learns
-    white = cli("run", "tfkd", "--profile", "smoke", "--device", "cpu", "--json", "--set", "whiten=gcn-zca",
+    white = cli("run", "tfkd", "--profile", "smoke", "--epochs", "6", "--device", "cpu", "--json", "--set", "whiten=gcn-zca",
                 "--set", "normalize=false", "--set", "student.noise=0.1", "--set", "train.schedule=ramps",
                 "--set", "train.warmup_epochs=2", "--set", "train.rampdown_epochs=2")
     assert white.code == 0, white.err
@@ -287,7 +287,7 @@ def test_multi_model_graphs_track_one_child_per_model_and_resume_a_cohort_after_
     """An ensemble of three cached teachers, then a DML cohort killed mid-stage and resumed exactly."""
     from mlflow.tracking import MlflowClient
 
-    r = cli("run", "ensemble-kd", "--profile", "smoke", "--device", "cpu", "--json")
+    r = cli("run", "ensemble-kd", "--profile", "smoke", "--epochs", "6", "--device", "cpu", "--json")
     assert r.code == 0, r.err
     stages = {s["stage"]: s for s in r.json()["stages"]}
     assert stages["ensemble"]["test_error"] <= max(stages[f"teacher{i}"]["test_error"] for i in (1, 2, 3))
@@ -323,23 +323,23 @@ def test_multi_model_graphs_track_one_child_per_model_and_resume_a_cohort_after_
 
 def test_a_phase_is_its_own_cached_stage_and_the_next_starts_from_it(cli, home):
     """AB: the boundary phase is tracked and cached like a teacher; the CE stage starts from its weights."""
-    first = cli("run", "ab", "--profile", "smoke", "--device", "cpu", "--json")
+    first = cli("run", "ab", "--profile", "smoke", "--epochs", "6", "--device", "cpu", "--json")
     assert first.code == 0, first.err
     stages = {s["stage"]: s for s in first.json()["stages"]}
     assert list(stages) == ["teacher", "student", "ab-init", "ab"] and stages["ab"]["taught_by"] is None
-    again = cli("run", "ab", "--profile", "smoke", "--device", "cpu", "--json").json()["stages"]
+    again = cli("run", "ab", "--profile", "smoke", "--epochs", "6", "--device", "cpu", "--json").json()["stages"]
     assert [s["reused"] for s in again] == [True, True, True, False]
     assert [s["test_error"] for s in again] == [s["test_error"] for s in stages.values()]
-    changed = cli("run", "ab", "--profile", "smoke", "--device", "cpu", "--json", "--set", "distill.margin=0.5")
+    changed = cli("run", "ab", "--profile", "smoke", "--epochs", "6", "--device", "cpu", "--json", "--set", "distill.margin=0.5")
     assert [s["reused"] for s in changed.json()["stages"]] == [True, True, False, False]  # keyed by what made it
 
 
 def test_a_phase_hands_its_trained_method_parts_to_the_next_stage(cli, home):
     """FT: the paraphraser phase is cached with its trained paraphraser; the FT stage takes it over, and
     a second run that reads it from the cache gives the same numbers as the first, which had it in memory."""
-    first = cli("run", "ft", "--profile", "smoke", "--device", "cpu", "--json")
+    first = cli("run", "ft", "--profile", "smoke", "--epochs", "6", "--device", "cpu", "--json")
     assert first.code == 0, first.err
-    again = cli("run", "ft", "--profile", "smoke", "--device", "cpu", "--json")
+    again = cli("run", "ft", "--profile", "smoke", "--epochs", "6", "--device", "cpu", "--json")
     assert [s["reused"] for s in again.json()["stages"]] == [True, True, True, False]
     assert [s["test_error"] for s in again.json()["stages"]] == [s["test_error"] for s in first.json()["stages"]]
     cached = [torch.load(p, weights_only=True) for p in (home / "cache" / "teachers").glob("*.pt")]
@@ -350,7 +350,7 @@ def test_crd_without_some_classes_indexes_the_stages_own_transfer_set(home):
     """With omit_classes, CRD's memory bank and its negatives index the examples the stage trains on: every
     negative drawn for a class is an example of another class of that reduced set (sized by the full set,
     the indices pointed at other examples, some of the same class)."""
-    from paperlab.lab.runner import Run
+    from paperlab.lab.pipeline import Run
     from paperlab.lab.templates import load
     from paperlab.settings import load as settings
 
@@ -360,18 +360,18 @@ def test_crd_without_some_classes_indexes_the_stages_own_transfer_set(home):
     run = Run(spec, settings(), device="cpu")
     try:
         stage = spec.stage("crd")
-        tensors = run._transfer_set(stage)
+        tensors = run.transfer_set(stage)
         kept = tensors.y_train
         assert len(kept) < len(run.tensors.y_train) and not bool(torch.isin(kept, torch.tensor([3, 7])).any())
-        student, teacher = run._build(stage, start=False), run._build(spec.stage("teacher"), start=False)
-        crd = run._method(stage, student, teacher, tensors)
+        student, teacher = run.build(stage, start=False), run.build(spec.stage("teacher"), start=False)
+        crd = run.method(stage, student, teacher, tensors)
         assert crd.n == len(kept) and crd.bank_s.shape[0] == crd.bank_t.shape[0] == len(kept)
         torch.manual_seed(0)
         y = kept[:64]
         negatives = crd.negatives(y)
         assert int(negatives.max()) < len(kept) and bool((kept[negatives] != y[:, None]).all())
     finally:
-        run.lock.release()
+        run.folder.release()
 
 
 def test_a_template_inherits_the_base_s_claims_only_for_stages_it_trains_as_the_base_does():

@@ -171,7 +171,7 @@ def test_the_page_renders_in_a_headless_browser(tracked, tmp_path):
 def test_runs_on_another_copy_of_the_data_are_not_averaged_with_the_newest():
     """Two teacher runs with the same settings, one on the official MNIST and a newer one on a copy: the claim
     row takes the newer run alone and gives it no verdict."""
-    from paperlab.reports.collect import _claims
+    from paperlab.reports.claims import claim_rows as _claims
 
     def run(sha, errors, note=None):
         tags = {"paperlab.dataset": "mnist", "paperlab.dataset_sha256": sha, **({"paperlab.data_note": note} if note
@@ -210,7 +210,8 @@ def test_misclassified_examples_are_tiled_into_one_picture_by_hand():
 def test_a_seed_run_again_is_not_another_sample():
     """Three teacher runs of seed 0 (one trained, two read from the cache) and one of seed 1: the claim row
     averages two values, one per seed, the newest of each; so does the effect over parent runs."""
-    from paperlab.reports.collect import _claims, _effects
+    from paperlab.reports.claims import claim_rows as _claims
+    from paperlab.reports.collect import _effects
 
     def run(seed, errors, stage="teacher", parent="p", **tags):
         return {"template": "kd-hinton", "profile": "paper", "stage": stage, "parent_run_id": parent,
@@ -259,7 +260,7 @@ def test_the_sweep_figure_plots_one_stage_against_its_numeric_settings():
 def test_a_report_over_several_templates_names_the_template_of_each_claim():
     """kd-hinton's kd (74 errors) and kd-hinton-omit3's kd (206) are other claims: a paper's report names each
     row's template; a report of one template does not."""
-    from paperlab.reports.collect import _claims
+    from paperlab.reports.claims import claim_rows as _claims
 
     def run(template, errors):
         return {"template": template, "stage": "kd", "metrics": {"test_error": errors}, "params": {},

@@ -5,7 +5,7 @@ import pytest
 
 from paperlab.errors import BadInput
 from paperlab.lab.templates import changed_from_profile, claims, load, pairs, raw
-from paperlab.reports.collect import incomparable
+from paperlab.reports.claims import incomparable
 
 
 def test_dkd_pairs_carry_mdistiller_s_beta_and_claims():

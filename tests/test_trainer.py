@@ -8,7 +8,8 @@ import torch
 from paperlab.errors import PaperlabError
 from paperlab.lab.nets import build
 from paperlab.lab.spec import MLPSpec
-from paperlab.lab.trainer import jitter, pick_device
+from paperlab.lab.data.augment import jitter
+from paperlab.lab.trainer import pick_device
 
 
 def test_jitter_shifts_each_image_by_at_most_the_given_pixels():
@@ -64,7 +65,7 @@ def test_mean_teachers_sigmoid_ramps_by_hand():
     """Up as exp(-5 (1 - e/up)^2) for e < up, down as exp(-12.5 (1 - (total - e)/down)^2) over the last
     `down` epochs (the TensorFlow code's sigmoid_rampup / sigmoid_rampdown, in epochs)."""
     from paperlab.lab.spec import TrainSpec
-    from paperlab.lab.trainer import _scheduler, sigmoid_ramps
+    from paperlab.lab.schedule import scheduler_for as _scheduler, sigmoid_ramps
 
     assert sigmoid_ramps(0, 4, 2, 10) == pytest.approx(math.exp(-5))
     assert sigmoid_ramps(2, 4, 2, 10) == pytest.approx(math.exp(-5 * 0.25))
@@ -89,7 +90,8 @@ def test_adams_beta1_falls_with_the_ramp_down_and_is_checkpointed(tmp_path):
     adam_beta_1); set per epoch by the loop, kept in the optimizer's state."""
     from paperlab.lab.distillers import get, parse_params
     from paperlab.lab.spec import TrainSpec
-    from paperlab.lab.trainer import Tensors, adam_beta1, fit, sigmoid_ramps
+    from paperlab.lab.schedule import adam_beta1, sigmoid_ramps
+    from paperlab.lab.trainer import Tensors, fit
 
     spec = TrainSpec(optimizer="adam", lr=0.003, batch_size=8, epochs=6, val_size=1, schedule="ramps",
                      warmup_epochs=1, rampdown_epochs=3, adam_beta1_after=0.5)
@@ -110,7 +112,7 @@ def test_adams_beta1_falls_with_the_ramp_down_and_is_checkpointed(tmp_path):
 def test_a_reflecting_shift_mirrors_the_border():
     """One row shifted by one pixel: the new first pixel is the mirror of the old second one (torch's reflect:
     the edge pixel itself is not repeated); with the default fill it is 0."""
-    from paperlab.lab.trainer import shift
+    from paperlab.lab.data.augment import shift
 
     x = torch.tensor([[1.0, 2.0, 3.0, 4.0]]).view(1, 1, 1, 4).expand(1, 1, 3, 4).contiguous()
     for seed in range(40):  # until a draw moves the image right by one, not vertically
@@ -123,7 +125,7 @@ def test_a_reflecting_shift_mirrors_the_border():
 
 
 def test_input_noise_is_gaussian_of_the_given_std_and_absent_at_zero():
-    from paperlab.lab.trainer import Augment
+    from paperlab.lab.data.augment import Augment
 
     x = torch.zeros(64, 3, 8, 8)
     assert torch.equal(Augment()(x, torch.Generator().manual_seed(0)), x)
@@ -136,7 +138,7 @@ def test_nesterov_momentum_is_a_recipe_setting_and_joins_the_keys_only_when_on()
     """DML's recipe: SGD with Nesterov momentum. Off, the recipe dumps as before it existed (earlier runs'
     keys, caches and --resume unchanged); on, it is in the dump and so in every key."""
     from paperlab.lab.spec import TrainSpec
-    from paperlab.lab.trainer import _optimizer
+    from paperlab.lab.schedule import optimizer_for as _optimizer
 
     base = dict(lr=0.1, batch_size=64, epochs=1, val_size=10)
     plain, nesterov = TrainSpec(**base), TrainSpec(**base, nesterov=True)

@@ -199,7 +199,7 @@ def test_cc_is_the_benchmark_code_s_product_of_consecutive_differences_by_hand()
     es = [[1.0, 0.0], [2.0, -1.0], [0.5, 3.0]]
     et = [[0.0, 1.0], [1.0, 1.0], [0.0, 0.0]]
     d = [[abs(a - b) for a, b in zip(x, y)] for x, y in zip(es, et)]  # [1, 1], [1, 2], [0.5, 3]
-    by_hand = ((1 * 1 + 1 * 2) + (1 * 0.5 + 2 * 3)) / 2                 # samples 0-1 and 1-2, mean of two
+    by_hand = sum(d[i][k] * d[i + 1][k] for i in range(2) for k in range(2)) / 2  # pairs 0-1 and 1-2, mean of two
     assert cc_loss(torch.tensor(es), torch.tensor(et)).item() == pytest.approx(by_hand)
     assert by_hand == 4.75
 
@@ -492,7 +492,7 @@ def test_a_claim_on_the_ema_model_reads_its_last_epoch_test_errors():
     from pydantic import ValidationError
 
     from paperlab.lab.spec import Claim
-    from paperlab.reports.collect import _claims
+    from paperlab.reports.claims import claim_rows as _claims
 
     with pytest.raises(ValidationError, match="say epoch: last"):
         Claim(stage="s", metric="test_error_ema", value=1, tolerance=1, dataset="cifar10")

@@ -61,6 +61,10 @@ def _one_line(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, OSError) and exc.filename:
         return f"cannot use {exc.filename}: {exc.strerror}", 1
     first = (str(exc).strip().splitlines() or [""])[0][:300]
+    if "paperlab.lab.extensions" in sys.modules:  # raised in a user's own method: name their file and line
+        at = sys.modules["paperlab.lab.extensions"].where(exc)
+        if at:
+            return f"{at}: {type(exc).__name__}: {first} (in your method; run with --debug for the traceback)", 1
     return f"{type(exc).__name__}: {first} (run with --debug for the traceback)", 1
 
 

@@ -9,44 +9,7 @@ import typer
 
 from paperlab.cli.output import print_json, table
 
-templates_app = typer.Typer(help="Experiment templates.", invoke_without_command=True, no_args_is_help=False)
-
-
-PAIR_HELP = "TEACHER/STUDENT: the template's nets, settings and claims for that pair (see `paperlab templates`)."
-
-
-@templates_app.callback()
-def templates_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
-    """List the experiment templates and the papers they reproduce."""
-    if ctx.invoked_subcommand:
-        return
-    from paperlab.lab.templates import pairs, raw, template_names
-
-    rows = [raw(name) for name in template_names()]
-    if as_json:
-        return print_json([{"name": r["name"], "paper": str(r.get("paper") or ""), "reference": r.get("reference", ""),
-                            "title": r["title"], "method": r["method"],
-                            "dataset": r["dataset"], "pairs": pairs(r), "profiles": list(r.get("profiles", {}))}
-                           for r in rows])
-    table(["template", "paper", "method", "dataset", "pairs (--pair)", "profiles", "title"],
-          [[r["name"], r.get("paper") or "(not on arXiv)", r["method"], r["dataset"], ", ".join(pairs(r)),
-            ", ".join(r.get("profiles", {})), r["title"]] for r in rows])
-
-
-@templates_app.command("show")
-def templates_show(name: str, profile: str = typer.Option("paper", "--profile", "-p"),
-                   pair: str = typer.Option(None, "--pair", help=PAIR_HELP),
-                   set_: list[str] = typer.Option([], "--set", help="key=value override (repeatable).")) -> None:
-    """Print a template resolved for a profile (and a pair), overrides applied."""
-    from paperlab.lab.templates import load, parse_sets, resolved_yaml
-
-    print(resolved_yaml(load(name, profile, _with_pair(parse_sets(set_), pair))), end="")
-
-
-def _with_pair(sets: dict, pair: str | None) -> dict:
-    from paperlab.lab.templates import PAIR
-
-    return {PAIR: pair, **sets} if pair is not None else sets
+from paperlab.cli.templates import PAIR_HELP, templates_app, with_pair as _with_pair
 
 
 def _settings():
@@ -76,7 +39,8 @@ def run(
     set_: list[str] = typer.Option([], "--set", help="key=value override, e.g. distill.temperature=4."),
     seed: int = typer.Option(None, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
-    dataset: str = typer.Option(None, "--dataset", help="digits, mnist, fashion-mnist, cifar10 or cifar100."),
+    dataset: str = typer.Option(None, "--dataset", help="digits, mnist, fashion-mnist, cifar10, cifar100, or folder "
+                                "(your images in the ImageFolder layout, from --data-dir)."),
     data_dir: Path = typer.Option(None, "--data-dir", help="A folder holding the dataset (IDX files, or CIFAR's "
                                                           "extracted python version)."),
     epochs: int = typer.Option(None, "--epochs"),
@@ -121,7 +85,7 @@ def run(
             raise BadInput("--nproc: this is already a torchrun worker; give --nproc to paperlab, or run torchrun")
         sys.exit(dd.launch(nproc, _without_nproc(sys.argv[1:]), device))  # rank 0 has said what there was to say
     device = dd.start(device)  # under torchrun: join its workers
-    from paperlab.lab.runner import Run
+    from paperlab.lab.pipeline import Run
     from paperlab.lab.trainer import pick_device
 
     found = pick_device(device)
@@ -352,7 +316,10 @@ def teachers_pull(name: str = typer.Argument(..., help="A registered teacher, e.
 
 
 def register(app: typer.Typer) -> None:
+    from paperlab.cli.templates import methods_app
+
     app.add_typer(templates_app, name="templates")
+    app.add_typer(methods_app, name="methods")
     app.add_typer(teachers_app, name="teachers")
     app.command()(run)
     app.command()(sweep)

@@ -12,6 +12,16 @@ from paperlab.cli.output import clean, console, error_line, print_json, say, tab
 JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
 
 
+def with_templates(papers: list[dict]) -> list[dict]:
+    """Each paper's templates: those linked by hand and every template whose `paper:` is the paper."""
+    from paperlab.lab.templates import by_paper
+
+    found = by_paper()
+    for paper in papers:
+        paper["templates"] = sorted({*paper["templates"], *found.get(paper["arxiv_id"], [])})
+    return papers
+
+
 def _settings():
     from paperlab.settings import load
 
@@ -48,6 +58,7 @@ def add(
     venue: str = typer.Option(None, "--venue", help='Venue set by hand, e.g. "CVPR 2022"; wins over detection.'),
 ) -> None:
     """Fetch papers from arXiv (one query), store or refresh them, and open a review note for each."""
+    from paperlab.lab.templates import by_paper
     from paperlab.library.papers import add as add_papers
 
     code = 0
@@ -61,6 +72,9 @@ def add(
         note = "new note" if outcome.extra["wrote_note"] else "note untouched"
         say(f"{outcome.status:<9} {outcome.arxiv_id}v{outcome.extra['version']}  {outcome.title}{venue_text}"
               f"  ({note}: {outcome.note_path})")
+        found = by_paper().get(outcome.arxiv_id)
+        if found:
+            say(f"          its templates: {', '.join(found)} (`paperlab run {found[0]} --profile smoke`)")
     raise typer.Exit(code)
 
 
@@ -78,7 +92,7 @@ def list_(
     with Reader(_settings()) as reader:
         rows = list_papers(reader, venue, year, tag, top_tier)
     if as_json:
-        return print_json([to_json(r) for r in rows])
+        return print_json(with_templates([to_json(r) for r in rows]))
     table(["arXiv", "published", "venue", "first author", "tags", "title"], [
         [r["arxiv_id"], str(r["published"] or "")[:10], venue_label(r),
          (r["authors"] or [""])[0] + (" et al." if len(r["authors"]) > 1 else ""), " ".join(r["tags"]), r["title"]]
@@ -91,7 +105,7 @@ def show(arxiv_id: str = typer.Argument(..., metavar="ID"), as_json: bool = JSON
     from paperlab.library.queries import get_paper, to_json
 
     with Reader(_settings()) as reader:
-        paper = to_json(get_paper(reader, arxiv_id))
+        paper = with_templates([to_json(get_paper(reader, arxiv_id))])[0]
     if as_json:
         return print_json(paper)
     out = console()

@@ -27,7 +27,9 @@ from paperlab.errors import BadInput, PaperlabError
 from paperlab.lab.distillers.base import FEATURES, Batch
 from paperlab.lab.nets import Out
 from paperlab.lab.spec import TrainSpec
-from paperlab.lab.trainer import Augment, EpochLog, FitResult, Tensors, _optimizer, _scheduler, epoch_settings
+from paperlab.lab.data.augment import Augment
+from paperlab.lab.schedule import epoch_settings, optimizer_for, scheduler_for
+from paperlab.lab.trainer import EpochLog, FitResult, Tensors
 
 
 @dataclass
@@ -37,6 +39,33 @@ class Copy:
     objective: torch.nn.Module
     seed: int
     teacher_train: torch.Tensor | None = None
+
+
+def batch_copy(run, stage):
+    """A run's copy of a stage for seeds-as-one-model training (lab/pipeline.Run), with its transfer set and
+    augmentation; or None where the stage must train on its own: done or cached already, a phase, a cohort or
+    an ensemble, a net with batch norm or dropout (whose numbers would then differ from a run of its own), a
+    method with features or parameters, or a teacher whose logits cannot be computed once."""
+    from paperlab.lab.pipeline import teacher_logits_once
+    from paperlab.lab.trainer import predict
+
+    if stage.name in run.state["stages"] or stage.ensemble or stage.peers > 1 or stage.init \
+            or stage.method_from or stage.shift_classes:
+        return None
+    if run.spec.cached(stage) and not run.retrain and run.read_cache(stage) is not None:
+        return None
+    model = run.build(stage)
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) or (isinstance(m, torch.nn.Dropout) and m.p)
+           for m in model.modules()):
+        return None
+    teacher = run.trained(stage.teacher) if stage.teacher else None
+    tensors = run.transfer_set(stage)
+    objective = run.method(stage, model, teacher, tensors)
+    if objective.needs & FEATURES or any(True for _ in objective.parameters()) or objective.shadows() or \
+            (teacher is not None and not teacher_logits_once(objective, run.spec.model_spec(stage.model))):
+        return None
+    logits = predict(teacher, tensors.x_train) if teacher is not None else None
+    return Copy(model, objective, run.spec.seed, logits), tensors, run.augment(stage.model)
 
 
 def _check(copies: list[Copy]) -> None:
@@ -83,8 +112,8 @@ def fit_copies(copies: list[Copy], data: Tensors | list[Tensors], spec: TrainSpe
     base = copy.deepcopy(copies[0].model).to("meta")
     params, buffers = stack_module_state([c.model for c in copies])
     params = {k: torch.nn.Parameter(v.detach().clone()) for k, v in params.items()}
-    optimizer = _optimizer(list(params.values()), spec)
-    scheduler = _scheduler(optimizer, spec)
+    optimizer = optimizer_for(list(params.values()), spec)
+    scheduler = scheduler_for(optimizer, spec)
     dropout = any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in base.modules())
 
     def run(p, b, x):

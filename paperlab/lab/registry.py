@@ -71,6 +71,40 @@ def register(tracker, run_id: str, name: str, weights: Path, about: dict[str, An
     return version
 
 
+def register_stage(tracker, spec, stage, result, model, saved: dict, data, x_test, cache: Path | None) -> None:
+    """A trained teacher or distilled student of a run, as a new version of its registered model; a store
+    without a registry costs a warning, not the run. `cache`: the stage's file in the model cache, if any."""
+    import sys
+    from dataclasses import asdict
+
+    import torch
+
+    from paperlab.lab import trainer
+
+    role = "teacher" if stage.model == "teacher" and not stage.teacher else \
+        "student" if stage.model == "student" and stage.teacher else None
+    if role is None or stage.peers > 1 or stage.ensemble or spec.whiten != "none":
+        return  # whitened inputs: the registered model would need the fitted transform, which it does not carry
+    net = spec.model_spec(stage.model).net
+    mean, std = data.stats() if spec.normalize else ((), ())
+    about = {"net": net.model_dump(), "shape": list(data.x_train.shape[1:]), "classes": len(data.classes),
+             "mean": list(mean), "std": list(std)}
+    example = {"images": data.x_test[:2], "logits": trainer.predict(model, x_test[:2]).cpu().numpy()}
+    tags = {"paperlab.role": role, "paperlab.template": spec.name, "paperlab.profile": spec.profile,
+            "paperlab.seed": str(spec.seed), "paperlab.stage": stage.name, "test_error": str(result.test_error),
+            "paperlab.cache_key": cache.name if cache else ""}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            weights = cache or Path(tmp) / f"{stage.name}.pt"
+            if cache is None:
+                torch.save({**saved, "result": asdict(result)}, weights)
+            register(tracker, result.run_id, model_name(spec.name, role, net.kind, spec.dataset), weights, about,
+                     example, tags)
+    except Exception as exc:  # e.g. a tracking server without a registry
+        print(f"warning: {stage.name} was not registered in MLflow's model registry "
+              f"({type(exc).__name__}: {str(exc).splitlines()[0][:150] if str(exc) else ''})", file=sys.stderr)
+
+
 def teachers(tracker) -> list[dict[str, Any]]:
     """Every registered teacher version, newest first, with what made it."""
     out = []
@@ -83,9 +117,6 @@ def teachers(tracker) -> list[dict[str, Any]]:
                         "profile": version.tags.get("paperlab.profile"), "test_error": version.tags.get("test_error"),
                         "created": version.creation_timestamp})
     return sorted(out, key=lambda v: (v["name"], -v["version"]))
-
-
-CACHE_KEY = re.compile(r"[A-Za-z0-9_]{1,40}-[0-9a-f]{16}\.pt")  # NET-<16 hex>.pt, as lab/runner.py names them
 
 
 def _fits(weights: dict, folder: Path, target: Path) -> str | None:
@@ -121,7 +152,7 @@ def pull(tracker, cache_dir: Path, name: str, version: int | None = None) -> Pat
 
     import torch
 
-    from paperlab.lab.runner import inside
+    from paperlab.lab import teachers as cache
 
     found = [v for v in teachers(tracker) if v["name"] == name and (version is None or v["version"] == version)]
     if not found:
@@ -132,11 +163,12 @@ def pull(tracker, cache_dir: Path, name: str, version: int | None = None) -> Pat
         raise BadInput(f"{name} version {chosen['version']} was not cached when it was trained (its stage said "
                        f"cache: false), so it has no place in the teacher cache; load it with "
                        f"mlflow.pyfunc.load_model('models:/{name}/{chosen['version']}')")
-    if not CACHE_KEY.fullmatch(chosen["cache_key"]):
+    try:
+        target = cache.place(cache_dir, chosen["cache_key"])
+    except (ValueError, BadInput):
         shown = chosen["cache_key"][:60].encode("unicode_escape").decode()
         raise PaperlabError(f"{name} version {chosen['version']} names the cache file {shown!r}, which is not a key "
-                            "paperlab writes (NET-<16 hex digits>.pt): refused, nothing written")
-    target = inside(cache_dir / "teachers", cache_dir / "teachers" / chosen["cache_key"])
+                            "paperlab writes (NET-<16 hex digits>.pt): refused, nothing written") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         import mlflow

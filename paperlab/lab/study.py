@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from paperlab.errors import BadInput, PaperlabError
-from paperlab.lab.runner import Run
+from paperlab.lab.pipeline import Run
 from paperlab.lab.sweep import SweepPoint, point_label, points
 from paperlab.lab.templates import load
 from paperlab.settings import Settings, normalise_db_url

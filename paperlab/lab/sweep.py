@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from paperlab.errors import BadInput
-from paperlab.lab.runner import Run, StageResult
+from paperlab.lab.batched import batch_copy
+from paperlab.lab.pipeline import Run, StageResult
 from paperlab.lab.templates import RunSpec, load, parse_sets
 from paperlab.settings import Settings
 
@@ -112,7 +113,7 @@ def _stage_by_stage(runs: list[Run], specs, wanted, trained) -> list[SweepPoint]
             if stage_name not in todo[k]:
                 continue
             stage = run.spec.stage(stage_name)
-            got = run.batch_copy(stage)
+            got = batch_copy(run, stage)
             if got is not None:
                 key = repr((run.spec.train_of(stage), run.spec.model_spec(stage.model).net, got[2]))
                 groups.setdefault(key, []).append((run, *got))

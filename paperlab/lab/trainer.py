@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from paperlab.errors import PaperlabError
 from paperlab.lab import distributed as dd
 from paperlab.lab.distillers.base import FEATURES, Batch
 from paperlab.lab.nets import Out, as_out
+from paperlab.lab.data.augment import Augment
+from paperlab.lab.schedule import epoch_settings, optimizer_for, scheduler_for
 from paperlab.lab.spec import COMPILE_MODES, TrainSpec
 
 
@@ -73,116 +74,12 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def shift(x: torch.Tensor, pixels: int, generator: torch.Generator, fill: torch.Tensor | None = None,
-          reflect: bool = False) -> torch.Tensor:
-    """Shift each image by its own random (dy, dx) in [-pixels, pixels]: Hinton's jitter, or torchvision's
-    random crop after padding by `pixels`. The border takes `fill` per channel (black: 0, or its normalised
-    value), or with `reflect` the image mirrored at its edge (mean teacher's random_translate)."""
-    if pixels == 0:
-        return x
-    b, c, h, w = x.shape
-    shifts = torch.randint(0, 2 * pixels + 1, (2, b), generator=generator, device=x.device)  # no host sync
-    fill = None if reflect else fill
-    padded = F.pad(x if fill is None else x - fill, (pixels,) * 4, mode="reflect" if reflect else "constant")
-    padded = padded.permute(0, 2, 3, 1)
-    rows = torch.arange(h, device=x.device)[None, :] + shifts[0][:, None]
-    cols = torch.arange(w, device=x.device)[None, :] + shifts[1][:, None]
-    batch = torch.arange(b, device=x.device)[:, None, None]
-    out = padded[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-    return out if fill is None else out + fill
-
-
-jitter = shift
-
-
-def flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Mirror each image left-right with probability 1/2."""
-    mask = torch.rand(len(x), generator=generator, device=x.device) < 0.5
-    return torch.where(mask[:, None, None, None], x.flip(3), x)
-
-
-@dataclass
-class Augment:
-    """On-device augmentation of the training inputs of one stage."""
-    shift: int = 0
-    flip: bool = False
-    fill: torch.Tensor | None = None  # per-channel border value, shape (1, C, 1, 1)
-    noise: float = 0.0                # std of Gaussian noise added last (mean teacher's input noise)
-    reflect: bool = False             # the shifted-in border mirrors the image instead of taking `fill`
-
-    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        x = shift(x, self.shift, generator, self.fill, self.reflect)
-        x = flip(x, generator) if self.flip else x
-        if self.noise:
-            x = x + self.noise * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return x
-
-
 @torch.no_grad()
 def predict(model: torch.nn.Module, x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     model.eval()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.device.type == "cuda")
     with autocast:
         return torch.cat([model(x[i:i + chunk]).float() for i in range(0, len(x), chunk)])
-
-
-def _optimizer(params: list, spec: TrainSpec):
-    if spec.optimizer == "adam":
-        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
-    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay,
-                           nesterov=spec.nesterov)
-
-
-def sigmoid_ramps(e: int, up: int, down: int, total: int) -> float:
-    """Mean teacher's rate factor after e epochs (its TensorFlow code's sigmoid_rampup and sigmoid_rampdown,
-    counted in epochs rather than steps)."""
-    rise = math.exp(-5.0 * (1.0 - e / up) ** 2) if e < up else 1.0
-    fall = math.exp(-12.5 * (1.0 - (total - e) / down) ** 2) if down and e >= total - down else 1.0
-    return rise * fall
-
-
-def adam_beta1(spec: TrainSpec, e: int) -> float:
-    """Mean teacher's Adam beta1 after e epochs: 0.9, falling to `adam_beta1_after` as the rate ramps down."""
-    fall = sigmoid_ramps(e, 0, spec.rampdown_epochs, spec.epochs)
-    return fall * 0.9 + (1 - fall) * spec.adam_beta1_after
-
-
-def epoch_settings(optimizer, spec: TrainSpec, epochs_done: int) -> None:
-    """What the recipe changes per epoch besides the rate: SGD's momentum (1207.0580's rise) and Adam's beta1
-    (mean teacher's fall). Kept in the optimizer's state, so a resumed run carries them on."""
-    for group in optimizer.param_groups:
-        if "momentum" in group:
-            group["momentum"] = spec.momentum_at(epochs_done)
-        if "betas" in group and spec.adam_beta1_after is not None:
-            group["betas"] = (adam_beta1(spec, epochs_done), group["betas"][1])
-
-
-def _scheduler(optimizer, spec: TrainSpec):
-    """Stepped once per epoch: cosine, constant, multistep (x gamma at each milestone), exponential (x gamma
-    each epoch) or mean teacher's sigmoid ramps (up over `warmup_epochs`, down over the last
-    `rampdown_epochs`), with an optional linear warm-up over the first `warmup_epochs`, and the step scaled by
-    (1 - momentum) where the recipe says so (1207.0580)."""
-    sched = torch.optim.lr_scheduler
-    if not spec.warmup_epochs and spec.schedule not in ("exponential", "ramps") and not spec.step_scaled_by_momentum:
-        if spec.schedule == "cosine":
-            return sched.CosineAnnealingLR(optimizer, T_max=spec.epochs)
-        if spec.schedule == "multistep":
-            return sched.MultiStepLR(optimizer, milestones=spec.milestones, gamma=spec.gamma)
-        return sched.LambdaLR(optimizer, lambda _: 1.0)
-
-    def factor(e: int) -> float:  # e: epochs done so far
-        ramp = min(1.0, (e + 1) / spec.warmup_epochs) if spec.warmup_epochs else 1.0
-        if spec.schedule == "ramps":
-            ramp = sigmoid_ramps(e, spec.warmup_epochs, spec.rampdown_epochs, spec.epochs)
-        elif spec.schedule == "cosine":
-            ramp *= 0.5 * (1 + math.cos(math.pi * e / spec.epochs))
-        elif spec.schedule == "multistep":
-            ramp *= spec.gamma ** sum(e >= m for m in spec.milestones)
-        elif spec.schedule == "exponential":
-            ramp *= spec.gamma ** e
-        return ramp * (1 - spec.momentum_at(e)) if spec.step_scaled_by_momentum else ramp
-
-    return sched.LambdaLR(optimizer, factor)
 
 
 def save_atomic(obj, path: Path) -> None:
@@ -245,9 +142,9 @@ def fit(model, objective, data: Tensors, spec: TrainSpec, *, seed: int, label: s
     optimizer and validation stay eager."""
     device = data.x_train.device
     augment = augment or Augment()
-    optimizer = _optimizer([*model.parameters(), *objective.parameters()], spec)
+    optimizer = optimizer_for([*model.parameters(), *objective.parameters()], spec)
     steps_per_epoch = math.ceil(len(data.x_train) / spec.batch_size)
-    scheduler = _scheduler(optimizer, spec)
+    scheduler = scheduler_for(optimizer, spec)
     history: list[EpochLog] = []
     best_epoch, best_error, best_state = 0, None, _cpu_state(model)
     start_epoch = 1

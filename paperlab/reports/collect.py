@@ -3,7 +3,6 @@ per-example predictions. Everything from MLflow comes through paperlab.lab.track
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,83 +13,10 @@ from typing import Any
 import numpy as np
 
 from paperlab.errors import NotFound, PaperlabError
+from paperlab.reports.claims import ClaimRow, claim_rows
+from paperlab.reports.runs import config, is_taught, load_logits, role_of
 from paperlab.settings import Settings
 
-SEED_PARAM = "seed"
-DESCRIPTIVE = ("title", "reference", "estimate_minutes.")  # params of runs logged before they were left out
-
-
-def incomparable(tags: dict[str, str], differs: str = "") -> str | None:
-    """Why a run's number may not be set against the paper's claim whatever it is: the data is not the
-    official release, the recipe was changed from the template's (lab/templates.changed_from_profile), or
-    the template's loss or recipe departs from the code behind the claim (its `differs:` line)."""
-    reasons = []
-    if tags.get("paperlab.data_note"):
-        reasons.append(f"ours on other data ({tags['paperlab.data_note']})")
-    if tags.get("paperlab.changed"):
-        reasons.append(f"ours with the recipe changed ({tags['paperlab.changed']})")
-    if differs:
-        reasons.append(f"loss differs from the source's code: {differs}")
-    return "; ".join(reasons) or None
-
-
-def verdict(diff: float, tolerance: float) -> str:
-    """Ours against the paper's number: within the claim's tolerance, within twice it, or not."""
-    if abs(diff) <= tolerance:
-        return "reproduced"
-    return "close" if abs(diff) <= 2 * tolerance else "not reproduced"
-
-
-@dataclass
-class ClaimRow:
-    stage: str
-    paper_value: float
-    paper_dataset: str
-    source: str
-    ours_mean: float | None
-    ours_std: float | None
-    n: int
-    our_dataset: str | None
-    tolerance: float
-    metric: str = "test_error"
-    epoch: str = "best"
-    paper_runs: int | None = 1
-    other_pair: str | None = None  # our runs are on another teacher/student pair than the claim's
-    caveat: str | None = None      # incomparable(): other data, or a changed recipe
-    template: str = ""             # named where a report covers several templates (a paper's)
-
-    @property
-    def label(self) -> str:
-        """The stage, and what of it the claim measures where that is not its own test error; its template
-        first where the report covers several (kd-hinton's kd and kd-hinton-omit3's kd are other claims)."""
-        plain = self.metric in ("test_error", "top1")
-        stage = self.stage if plain else f"{self.stage} ({self.metric.replace('_', ' ')})"
-        return f"{self.template}: {stage}" if self.template else stage
-
-    @property
-    def digits(self) -> int:
-        return 2 if self.metric == "top1" else 1
-
-    @property
-    def comparable(self) -> bool:
-        return (self.ours_mean is not None and self.our_dataset == self.paper_dataset and not self.other_pair
-                and not self.caveat)
-
-    @property
-    def diff(self) -> float | None:
-        return self.ours_mean - self.paper_value if self.comparable else None
-
-    @property
-    def verdict(self) -> str:
-        if self.ours_mean is None:
-            return "no runs"
-        if self.our_dataset != self.paper_dataset:
-            return f"not comparable: ours on {self.our_dataset}, the paper's on {self.paper_dataset}"
-        if self.other_pair:
-            return f"not comparable: ours on {self.other_pair}, the paper's on another pair"
-        if self.caveat:
-            return f"not comparable: {self.caveat}"
-        return verdict(self.diff, self.tolerance)
 
 
 @dataclass
@@ -125,22 +51,6 @@ class ReportData:
         return self._first("student", True)
 
 
-def role_of(run: dict[str, Any]) -> str:
-    return run.get("tags", {}).get("paperlab.role") or run["stage"]
-
-
-def is_taught(run: dict[str, Any]) -> bool:
-    return bool(run.get("tags", {}).get("paperlab.taught_by"))
-
-
-def _config(run: dict[str, Any]) -> tuple:
-    """The parameters that shape a stage's numbers, seed left out: repeats over seeds share it."""
-    ignored = () if is_taught(run) else {"teacher": ("distill.", "student."),
-                                          "student": ("distill.", "teacher.")}.get(role_of(run), ())
-    return tuple(sorted((k, v) for k, v in run["params"].items()
-                        if k != SEED_PARAM and not k.startswith(ignored) and not k.startswith(DESCRIPTIVE)))
-
-
 def _paper(settings: Settings, arxiv_id: str | None) -> tuple[dict[str, Any] | None, dict[str, str]]:
     if not arxiv_id:
         return None, {}
@@ -162,59 +72,6 @@ def _paper(settings: Settings, arxiv_id: str | None) -> tuple[dict[str, Any] | N
     return paper, notes.sections(paper["note_path"])
 
 
-def _claims(runs: list[dict[str, Any]], templates: list[str]) -> list[ClaimRow]:
-    from paperlab.lab.templates import claims, raw
-
-    rows = []
-    for name in templates:
-        template = raw(name)
-        own = (template["teacher"]["net"]["kind"], template["student"]["net"]["kind"])
-        differs = template.get("differs", "")
-        for claim in claims(name):
-            metric, epoch = claim.metric, claim.epoch
-            ours = "best" if epoch == "unstated" else epoch
-            key = {("test_error", "best"): "test_error", ("test_error", "last"): "test_error_last",
-                   ("top1", "best"): "test_acc", ("top1", "last"): "test_acc_last",
-                   ("test_error_ema", "last"): "test_error_ema_last"}.get((metric, ours), metric)
-            scale = 100.0 if metric == "top1" else 1.0
-            pair = {"paperlab.teacher_net": claim.teacher_net, "paperlab.student_net": claim.student_net}
-            stage_runs = [r for r in runs if r["template"] == name and r["stage"] == claim.stage
-                          and r["metrics"].get(key) is not None]
-            on_pair = [r for r in stage_runs if all(v is None or r["tags"].get(k) == v for k, v in pair.items())]
-            is_own = all(v is None or v in own for v in pair.values())
-            base = dict(stage=claim.stage, template=name if len(templates) > 1 else "",
-                        paper_value=claim.value, paper_dataset=claim.dataset,
-                        source=claim.source, tolerance=claim.tolerance, metric=metric, epoch=epoch,
-                        paper_runs=claim.runs)
-            if not on_pair and not (stage_runs and is_own):
-                if not stage_runs and is_own:
-                    rows.append(ClaimRow(ours_mean=None, ours_std=None, n=0, our_dataset=None, **base))
-                continue  # a claim about a pair not run here
-            if not on_pair:
-                r = stage_runs[0]["tags"]
-                base["other_pair"] = f"{r.get('paperlab.teacher_net')}->{r.get('paperlab.student_net')}"
-            stage_runs = on_pair or stage_runs
-            newest = stage_runs[0]  # runs come newest first; its configuration is the one compared
-            data = newest["tags"].get("paperlab.dataset_sha256")  # runs on another copy of the data are not repeats
-            same = _newest_per_seed([r for r in stage_runs if _config(r) == _config(newest)
-                                     and r["tags"].get("paperlab.dataset_sha256") == data])
-            values = [r["metrics"][key] * scale for r in same]
-            rows.append(ClaimRow(ours_mean=statistics.fmean(values),
-                                 ours_std=statistics.stdev(values) if len(values) > 1 else None, n=len(values),
-                                 our_dataset=newest["tags"].get("paperlab.dataset"),
-                                 caveat=incomparable(newest["tags"], differs), **base))
-    return rows
-
-
-def _newest_per_seed(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One run per seed, the newest (runs come newest first): a run repeated with its seed (or read from the
-    cache) is the same computation again, not another sample."""
-    seen: dict[str, dict[str, Any]] = {}
-    for run in runs:
-        seen.setdefault(run["tags"].get("paperlab.seed", "0"), run)
-    return list(seen.values())
-
-
 def _effects(runs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     """Errors saved and gap closed per distilled stage, over the newest parent run of each seed of the newest
     run's template and profile whose distilled stage has the newest one's configuration."""
@@ -234,7 +91,7 @@ def _effects(runs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
                            r["tags"].get("paperlab.init") or None) for name, r in stages.items()]
         for name, teacher, baseline in comparisons(infos):
             run = stages[name]
-            if reference.setdefault(name, _config(run)) != _config(run) or seed in seeds.setdefault(name, set()):
+            if reference.setdefault(name, config(run)) != config(run) or seed in seeds.setdefault(name, set()):
                 continue
             seeds[name].add(seed)
             found.setdefault(name, []).append(effect(stages[teacher]["test_error"],
@@ -261,13 +118,6 @@ def _varying(runs: list[dict[str, Any]]) -> list[str]:
     return [k for k in keys if len({r["params"].get(k) for r in runs}) > 1]
 
 
-def _load_logits(tracker, run: dict[str, Any], folder: Path) -> None:
-    path = tracker.download(run["run_id"], "test_logits.npz", folder / run["run_id"])
-    if path is not None:
-        with np.load(path) as saved:
-            run["logits"], run["labels"] = saved["logits"], saved["labels"]
-
-
 def collect(settings: Settings, paper: str | None = None, template: str | None = None,
             run_ids: list[str] | None = None) -> ReportData:
     from paperlab.lab.tracking import Tracker
@@ -278,7 +128,10 @@ def collect(settings: Settings, paper: str | None = None, template: str | None =
 
         paper = normalise(paper)
     paper_info, note = _paper(settings, paper)
+    from paperlab.lab.templates import by_paper
+
     linked = set((paper_info or {}).get("templates", []))  # templates linked to the paper by hand
+    linked |= set(by_paper().get(paper or "", []))           # and those whose `paper:` it is
     if paper and linked:  # one search for the paper's runs and its linked templates' runs
         found = [r for r in tracker.runs(details=True) if r["paper"] == paper or r["template"] in linked]
     else:
@@ -299,11 +152,11 @@ def collect(settings: Settings, paper: str | None = None, template: str | None =
     best = min(taught, key=lambda r: r["test_error"]) if taught else None
     with tempfile.TemporaryDirectory() as tmp:
         for run in {id(r): r for r in [*latest.values(), *([best] if best else [])]}.values():
-            _load_logits(tracker, run, Path(tmp))
+            load_logits(tracker, run, Path(tmp))
     effects = _effects(runs)  # of the newest run's template: named where the report covers several
     if len(templates) > 1:
         effects = [(f"{runs[0]['template']}: {name}", summary) for name, summary in effects]
-    data = ReportData(subject, date.today().isoformat(), paper_info, note, templates, _claims(runs, templates),
+    data = ReportData(subject, date.today().isoformat(), paper_info, note, templates, claim_rows(runs, templates),
                       runs, _varying(runs), latest, best, effects=effects)
     _add_dataset(settings, data)
     _add_caveats(data)

@@ -8,20 +8,18 @@ Runs come from one MLflow search (paperlab.lab.tracking); per-example prediction
 from __future__ import annotations
 
 import statistics
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from paperlab.errors import BadInput, NotFound
-from paperlab.reports.collect import _config, _load_logits, incomparable, is_taught, role_of, verdict
+from paperlab.reports.claims import incomparable, verdict
+from paperlab.reports.failures import Failure, where_each_fails
+from paperlab.reports.stats import Test, welch_rows
+from paperlab.reports.runs import config, is_taught, role_of
 from paperlab.settings import Settings
 
-ALPHA = 0.05  # the significance level the statements use
 
 
 @dataclass
@@ -100,33 +98,6 @@ class Row:
 
 
 @dataclass
-class Test:
-    """Welch's t-test of two rows over their seeds."""
-
-    a: str
-    b: str
-    diff: float  # mean accuracy of a minus b, in points
-    p: float | None
-    n_a: int
-    n_b: int
-
-    def text(self) -> str:
-        lead = f"{self.a} {'above' if self.diff >= 0 else 'below'} {self.b} by {abs(self.diff):.2f} points"
-        if self.p is None:
-            return f"{lead}: no test (Welch's t-test needs at least 2 seeds each; n = {self.n_a}, {self.n_b})"
-        backed = "significant" if self.p < ALPHA else "not significant"
-        return f"{lead}: {backed} at {ALPHA:g} (Welch's t-test, p = {self.p:.3g}, n = {self.n_a}, {self.n_b} seeds)"
-
-
-@dataclass
-class Failure:
-    label: str
-    worse_classes: list[tuple[str, int, int]]  # (class, its errors, the baseline's) where it has more
-    teacher_right_it_wrong: int
-    examples: list[int]  # test indices the teacher gets right and it gets wrong
-
-
-@dataclass
 class Group:
     dataset: str
     teacher_net: str
@@ -182,8 +153,8 @@ def _rows(runs: list[dict[str, Any]]) -> dict[tuple[str, str], Row]:
             key, kind = (run["template"], run["stage"]), "method"  # taught, or a method of its own (DML, BYOT)
         else:
             continue  # phases, peers of a cohort, further teachers
-        config = _config(run) if kind == "method" else ()
-        if reference.setdefault(key, config) != config:
+        shape = config(run) if kind == "method" else ()
+        if reference.setdefault(key, shape) != shape:
             continue
         seed = int(run["tags"].get("paperlab.seed") or 0)
         row = rows.setdefault(key, Row(run["template"] if kind == "method" else kind, run["stage"], kind,
@@ -218,17 +189,6 @@ def _claims(row: Row, teacher_net: str, student_net: str, dataset: str) -> None:
             return
 
 
-def _welch(a: Row, b: Row) -> Test:
-    from scipy import stats
-
-    p = None
-    if a.n >= 2 and b.n >= 2:
-        xs, ys = list(a.acc.values()), list(b.acc.values())
-        p = 1.0 if xs == ys else float(stats.ttest_ind(xs, ys, equal_var=False).pvalue)
-        p = 1.0 if p != p else p  # no spread in either: no evidence of a difference
-    return Test(a.label, b.label, a.mean - b.mean, p, a.n, b.n)
-
-
 def _order(methods: list[Row]) -> str:
     claimed = [m for m in methods if m.claim is not None]
     if len(claimed) < 2:
@@ -256,43 +216,6 @@ def _gap(row: Row, teacher: Row | None, baseline: Row | None) -> None:
     if effects:
         summary = summarise(effects)
         row.gap_closed, row.gap_closed_std = summary.gap_closed, summary.gap_closed_std
-
-
-def _per_example(group: Group, tracker) -> None:
-    """Where each method fails against the baseline and the teacher, from the newest seed's predictions."""
-    rows = [r for r in (group.teacher, group.baseline, *group.methods) if r is not None and r.newest]
-    with tempfile.TemporaryDirectory() as tmp:
-        for row in rows:
-            _load_logits(tracker, row.newest, Path(tmp))
-    have = [r for r in rows if "logits" in r.newest]
-    if not have:
-        return
-    labels = have[0].newest["labels"]
-    classes = group.classes or tuple(str(i) for i in range(int(labels.max()) + 1))
-    preds = {r.label: r.newest["logits"].argmax(1) for r in have}
-    base = preds.get("baseline")
-    teach = preds.get("teacher")
-    for row in group.methods:
-        if row.label not in preds:
-            continue
-        wrong = preds[row.label] != labels
-        worse = []
-        if base is not None:
-            for c, name in enumerate(classes):
-                mine, theirs = int((wrong & (labels == c)).sum()), int(((base != labels) & (labels == c)).sum())
-                if mine > theirs:
-                    worse.append((name, mine, theirs))
-        worse.sort(key=lambda w: w[2] - w[1])
-        lost = wrong & (teach == labels) if teach is not None else np.zeros_like(wrong)
-        group.failures.append(Failure(row.label, worse[:5], int(lost.sum()), np.flatnonzero(lost)[:8].tolist()))
-    methods = [r.label for r in group.methods if r.label in preds]
-    if len(methods) >= 2:
-        stacked = np.stack([preds[m] for m in methods])
-        wrong_share = (stacked != labels).mean(0)
-        distinct = np.array([len(set(col)) for col in stacked.T])
-        order = np.lexsort((-wrong_share, -distinct))[:8]
-        group.disagreements = [(int(i), int(labels[i]), {m: int(preds[m][i]) for m in methods})
-                               for i in order if distinct[i] > 1]
 
 
 def build(settings: Settings, templates: list[str] | None = None, tag: str | None = None,
@@ -332,10 +255,10 @@ def build(settings: Settings, templates: list[str] | None = None, tag: str | Non
             row.rank = rank
         group.order_note = _order(methods)
         if group.baseline is not None:
-            group.tests += [_welch(m, group.baseline) for m in methods]
-        group.tests += [_welch(a, b) for a, b in zip(methods, methods[1:])]
+            group.tests += [welch_rows(m, group.baseline) for m in methods]
+        group.tests += [welch_rows(a, b) for a, b in zip(methods, methods[1:])]
         group.classes = _classes(settings, dataset)
-        _per_example(group, tracker)
+        where_each_fails(group, tracker)
         groups.append(group)
     if not groups:
         raise NotFound(f"the runs for {subject} have no distilled students to compare")

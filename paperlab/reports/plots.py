@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from paperlab.reports.collect import ReportData, is_taught
+from paperlab.reports.collect import ReportData
+from paperlab.reports.runs import is_taught
 
 
 

@@ -40,7 +40,7 @@ SOURCES = {
         "/usr/share/datasets/fashion-mnist",
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")),
 }
-NAMES = ("digits", *SOURCES, "cifar10", "cifar100")
+NAMES = ("digits", *SOURCES, "cifar10", "cifar100", "folder")  # folder: your images, ImageFolder layout
 
 
 @dataclass
@@ -156,6 +156,12 @@ def load(name: str, data_dir: Path | None, cache: Path, download: bool = True) -
         raise BadInput(f"unknown dataset {name!r} (datasets: {', '.join(NAMES)})")
     if name == "digits":
         return _digits()
+    if name == "folder":
+        from paperlab.lab.data import folder
+
+        xtr, ytr, xte, yte, classes, note, mean, std = folder.read(data_dir)
+        return Dataset("folder", xtr, ytr, xte, yte, classes, _checksum(xtr, ytr, xte, yte), str(data_dir),
+                       mean, std, note)
     if name.startswith("cifar"):
         return _cifar(name, data_dir, cache, download)
     return _idx_dataset(name, data_dir, cache, download)

@@ -42,7 +42,14 @@ class Params(BaseModel):
 
 
 def register(name: str):
+    """Register a method under `name` (the shipped ones, a user's $PAPERLAB_HOME/methods/*.py, a package's entry
+    point `paperlab.methods`); a user's method of a shipped method's name replaces it, with a warning."""
     def decorate(cls: type["Distiller"]) -> type["Distiller"]:
+        if name in REGISTRY and REGISTRY[name].__module__ != cls.__module__:
+            import sys
+
+            print(f"warning: the method {name!r} of {cls.__module__} replaces the one of {REGISTRY[name].__module__}",
+                  file=sys.stderr)
         REGISTRY[name] = cls
         cls.name = name
         return cls
@@ -51,6 +58,10 @@ def register(name: str):
 
 
 def get(name: str) -> type["Distiller"]:
+    if name not in REGISTRY:  # a user's method: $PAPERLAB_HOME/methods/*.py and packages' entry points
+        from paperlab.lab import extensions
+
+        extensions.load()
     if name not in REGISTRY:
         close = difflib.get_close_matches(name, list(REGISTRY), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
