@@ -136,8 +136,8 @@ def test_a_rule_across_settings_is_one_plain_line():
     assert str(exc.value) == ("bad settings in 'the template': normalize and whiten are two ways to prepare the "
                               "inputs; set one of them")
     with pytest.raises(BadInput) as exc:
-        load("kd-cifar", "smoke", {"train.schedule": "ramps", "train.warmup_epochs": 5, "train.rampdown_epochs": 3})
-    assert str(exc.value) == "bad settings in 'train': warm-up (5) and ramp-down (3) epochs exceed the 6 epochs"
+        load("kd-cifar", "smoke", {"train.schedule": "ramps", "train.warmup_epochs": 5, "train.rampdown_epochs": 36})
+    assert str(exc.value) == "bad settings in 'train': warm-up (5) and ramp-down (36) epochs exceed the 40 epochs"
 
 
 def test_cifar_pickles_are_read_without_running_code(cli, tmp_path):

@@ -1,5 +1,6 @@
 """The workspace on disk: schema upgrades, WAL, faults, concurrent writers, and the installed wheel."""
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -147,6 +148,41 @@ def test_the_built_wheel_ships_templates_and_migrations(tmp_path, home, arxiv):
     where = subprocess.check_output([str(python), "-c", "import paperlab.resources as r; "
                                      "print(r.templates_dir()); print(r.migrations_dir())"], text=True, cwd=tmp_path)
     assert all("site-packages/paperlab/_data" in line for line in where.splitlines())
+    # this week's paper, in the workspace only: a method from kd edited to another loss, a template from dkd
+    installed = Path(site) / "paperlab"
+    before = {p: p.read_bytes() for p in installed.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    workspace = tmp_path / "wheel-home"
+    assert run("templates", "new", "mykd", "--from", "dkd", "--paper", "2203.08679").returncode == 0
+    made = run("methods", "new", "mse-kd", "--from", "kd")
+    assert made.returncode == 0, made.stderr
+    method = workspace / "methods" / "mse_kd.py"
+    code = method.read_text()
+    assert '@register("mse-kd")' in code and (workspace / "methods" / "test_mse_kd.py").is_file()
+    method.write_text(code.replace("soft = soft_kl(zs, zt, self.p.temperature)",
+                                   "soft = F.mse_loss(zs / self.p.temperature, zt / self.p.temperature)"))
+    import yaml
+
+    template = workspace / "templates" / "mykd.yaml"
+    data = yaml.safe_load(template.read_text())
+    assert data["claims"] == [] and data["extends"] == "cifar100-benchmark" and data["paper"] == "2203.08679"
+    data["method"], data["distill"] = "mse-kd", {"temperature": 4.0, "alpha": 0.9}
+    data["profiles"] = {"smoke": {}, "quick": {}, "paper": {}}  # dkd's warm-up is not a setting of this method
+    data["stages"][2] = {"name": "mse-kd", "model": "student", "method": "mse-kd", "teacher": "teacher"}
+    template.write_text(yaml.safe_dump(data))
+    checked = run("methods", "check", "mse-kd", "--set", "distill.temperature=4", "--set", "distill.alpha=0.9")
+    assert checked.returncode == 0 and "FAIL" not in checked.stdout, checked.stdout + checked.stderr
+    listed = run("templates", "--json")
+    assert "mykd" in listed.stdout and run("methods").stdout.count("mse_kd.py") == 1
+    ran = run("run", "mykd", "--profile", "smoke", "--epochs", "2", "--device", "cpu", "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert [s["stage"] for s in json.loads(ran.stdout)["stages"]] == ["teacher", "student", "mse-kd"]
+    compared = run("compare", "-t", "mykd", "-f", "md", "-o", str(tmp_path / "compare.md"))
+    assert compared.returncode == 0 and compared.stderr == "", compared.stderr  # no progress bars either
+    assert "mse-kd" in (tmp_path / "compare.md").read_text()
+    report = run("report", "--template", "mykd", "-o", str(tmp_path / "mykd.html"))
+    assert report.returncode == 0 and "mse-kd" in (tmp_path / "mykd.html").read_text(), report.stderr
+    after = {p: p.read_bytes() for p in installed.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert after == before  # the package's own files are untouched
 
 
 def test_a_full_disk_still_reads(sh, cli, home):

@@ -5,9 +5,9 @@ report and `compare` use it.
 
 The rule: over several seeds, the effect is named where Welch's t-test between the distilled and the
 baseline students' test errors gives p < 0.05 (as `compare` tests accuracies); with one seed, where the
-difference exceeds the profile's measured seed-to-seed spread (`spread:` in the template's profile, 2 x sqrt 2
-x the standard deviation of the baseline student's test errors over its seeds: two runs of one recipe differ by
-more about one time in twenty)."""
+difference exceeds the profile's measured seed-to-seed spread (`spread:` in the template's profile, 1.96 x
+sqrt 2 x the standard deviation of the baseline student's test errors over its seeds: two runs of one recipe
+differ by more about one time in twenty)."""
 
 from __future__ import annotations
 

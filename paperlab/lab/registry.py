@@ -81,6 +81,10 @@ def register_stage(tracker, spec, stage, result, model, saved: dict, data, x_tes
 
     from paperlab.lab import trainer
 
+    import os
+
+    if os.environ.get("PAPERLAB_REGISTER", "1").strip().lower() in ("0", "false", "no", "off"):
+        return  # MLflow's log_model takes 2-7 s a model: a user (or a test) may keep the registry out of it
     role = "teacher" if stage.model == "teacher" and not stage.teacher else \
         "student" if stage.model == "student" and stage.teacher else None
     if role is None or stage.peers > 1 or stage.ensemble or spec.whiten != "none":

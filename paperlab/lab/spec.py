@@ -165,6 +165,22 @@ class Claim(Strict):
         return self
 
 
+def _stage_train(train: TrainSpec, stage: StageSpec, index: int) -> None:
+    """A stage's own `train:` over the template's, checked with the stage's path in the message."""
+    from pydantic import ValidationError
+
+    try:
+        TrainSpec.model_validate({**train.model_dump(), **stage.train})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "train"
+        if err["type"] == "extra_forbidden":
+            raise ValueError(f"unknown key 'stages.{index}.train.{key}' (valid keys: "
+                             f"{', '.join(sorted(TrainSpec.model_fields))})") from None
+        raise ValueError(f"stage {stage.name!r}: bad value for 'stages.{index}.train.{key}': "
+                         f"{err['msg'].removeprefix('Value error, ')}") from None
+
+
 class SpreadSpec(Strict):
     """A profile's seed-to-seed spread of test errors (lab/effect.py): one-seed differences within it are noise."""
     errors: float = Field(ge=0)
@@ -236,7 +252,7 @@ class RunSpec(Strict):
                 raise ValueError(f"stage {stage.name!r} takes its method's parts from {stage.method_from!r}, "
                                  f"which is not an earlier stage")
             if stage.train is not None:
-                TrainSpec.model_validate({**self.train.model_dump(), **stage.train})
+                _stage_train(self.train, stage, len(seen))
             missing = [m for m in stage.ensemble if m not in seen]
             if missing:
                 raise ValueError(f"stage {stage.name!r}: ensemble members {missing} are not earlier stages")

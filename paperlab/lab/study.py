@@ -30,7 +30,20 @@ from paperlab.lab.sweep import SweepPoint, point_label, points
 from paperlab.lab.templates import load
 from paperlab.settings import Settings, normalise_db_url
 
-HEARTBEAT_S = float(os.environ.get("PAPERLAB_SWEEP_HEARTBEAT", "30"))  # a dead worker is noticed after 3 beats
+def _heartbeat() -> float:
+    """PAPERLAB_SWEEP_HEARTBEAT in seconds (a dead worker is noticed after 3 beats), or one line naming it."""
+    import math
+
+    from paperlab.errors import BadInput
+
+    text = os.environ.get("PAPERLAB_SWEEP_HEARTBEAT", "30")
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 1:
+        raise BadInput(f"PAPERLAB_SWEEP_HEARTBEAT={text[:20]!r}: give the heartbeat in seconds, 1 or more")
+    return value
 RETRIES = 3
 
 
@@ -76,7 +89,7 @@ def _open(name: str, url: str):
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     try:
-        storage = RDBStorage(url, heartbeat_interval=max(1, int(HEARTBEAT_S)), grace_period=int(3 * HEARTBEAT_S),
+        storage = RDBStorage(url, heartbeat_interval=max(1, int(_heartbeat())), grace_period=int(3 * _heartbeat()),
                              failed_trial_callback=RetryFailedTrialCallback(max_retry=RETRIES))
     except Exception as exc:
         from paperlab.library.db import shown_url
@@ -94,7 +107,7 @@ class _Heartbeat:
         self.thread = threading.Thread(target=self._beat, daemon=True)
 
     def _beat(self) -> None:
-        while not self.done.wait(HEARTBEAT_S):
+        while not self.done.wait(_heartbeat()):
             self.storage.record_heartbeat(self.trial_id)
 
     def __enter__(self) -> "_Heartbeat":
@@ -112,6 +125,8 @@ def run_study(study_name: str, url: str, name: str, profile: str, base_sets: dic
               command: str) -> tuple[str, list[SweepPoint]]:
     """Work on the shared sweep until every point has run (here or elsewhere); the points run here."""
     from optuna.trial import TrialState
+
+    _heartbeat()  # a bad PAPERLAB_SWEEP_HEARTBEAT is named before any storage is opened
 
     todo = [(overrides, seed) for overrides in points(grid) for seed in range(seeds)]
     specs = [load(name, profile, {**base_sets, **o, "seed": s}) for o, s in todo]  # all validated up front
@@ -145,7 +160,7 @@ def run_study(study_name: str, url: str, name: str, profile: str, base_sets: dic
         if TrialState.WAITING not in states:
             if TrialState.RUNNING not in states:
                 break
-            time.sleep(min(HEARTBEAT_S, 5))  # another worker's point: wait for it to end, or to go stale
+            time.sleep(min(_heartbeat(), 5))  # another worker's point: wait for it to end, or to go stale
             continue
         trial = study.ask()
         if "fixed_params" not in storage.get_trial_system_attrs(trial._trial_id):  # the queue emptied meanwhile

@@ -88,8 +88,13 @@ def claim_rows(runs: list[dict[str, Any]], templates: list[str]) -> list[ClaimRo
     from paperlab.lab.templates import claims, raw
 
     rows = []
+    from paperlab.errors import BadInput
+
     for name in templates:
-        template = raw(name)
+        try:
+            template = raw(name)
+        except BadInput:  # renamed with --set name=..., or a teammate's template this machine lacks: no claims
+            continue
         own = (template["teacher"]["net"]["kind"], template["student"]["net"]["kind"])
         differs = template.get("differs", "")
         for claim in claims(name):

@@ -156,21 +156,37 @@ def _rows(runs: list[dict[str, Any]]) -> dict[tuple[str, str], Row]:
         shape = config(run) if kind == "method" else ()
         if reference.setdefault(key, shape) != shape:
             continue
-        seed = int(run["tags"].get("paperlab.seed") or 0)
+        seed = _number(run["tags"].get("paperlab.seed") or 0, int)
+        acc = _number(run["test_acc"], float)
+        if seed is None or acc is None:  # a tag or metric set by hand to something else: not a sample
+            continue
         row = rows.setdefault(key, Row(run["template"] if kind == "method" else kind, run["stage"], kind,
                                        run["tags"].get("paperlab.method", ""), run["paper"]))
         if seed in row.acc:
             continue
-        row.acc[seed] = 100.0 * (run["test_acc"] if run["test_acc"] is not None else 0.0)
-        if run["metrics"].get("test_acc_last") is not None:
+        row.acc[seed] = 100.0 * acc
+        if _number(run["metrics"].get("test_acc_last"), float) is not None:
             row.acc_last[seed] = 100.0 * run["metrics"]["test_acc_last"]
         row.errors[seed] = run["test_error"]
         reused = run["tags"].get("paperlab.reused_from")  # a cached model: its time is the run that trained it
         row.wall.append(next((r["metrics"].get("wall_seconds", 0.0) for r in runs if r["run_id"] == reused),
                              run["metrics"].get("wall_seconds", 0.0)))
-        row.n_params = int(run["metrics"]["n_params"]) if run["metrics"].get("n_params") else row.n_params
+        row.n_params = _number(run["metrics"].get("n_params"), int) or row.n_params
         row.newest = row.newest or run
     return rows
+
+
+def _number(value, kind):
+    """`value` as an int or a finite float, or None (a seed tagged 'abc', a metric logged as NaN)."""
+    import math
+
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number) or (kind is int and number != int(number)):
+        return None
+    return kind(number)
 
 
 def _claims(row: Row, teacher_net: str, student_net: str, dataset: str) -> None:

@@ -24,7 +24,21 @@ class Prepared:
     info: Info
 
 
+def check_classes(spec: RunSpec, data) -> None:
+    """Every stage's omit_classes and shift_classes name classes of the data (a -5 shifted class 5, a 99 was
+    found only after training, an omitted 99 left out nothing)."""
+    from paperlab.errors import BadInput
+
+    n = len(data.classes)
+    for stage in spec.stages:
+        for key in ("omit_classes", "shift_classes"):
+            bad = [c for c in getattr(stage, key) if not 0 <= c < n]
+            if bad:
+                raise BadInput(f"stage {stage.name!r}: {key} {bad} are not classes of {data.name} (0 to {n - 1})")
+
+
 def prepare(spec: RunSpec, data, device: torch.device) -> Prepared:
+    check_classes(spec, data)
     train_idx, val_idx = datasets.split_validation(len(data.y_train), spec.train.val_size, spec.seed)
     mean = std = None
     if spec.normalize:
