@@ -51,6 +51,7 @@ def home(tmp_path, monkeypatch, arxiv):
         "PAPERLAB_HOME": str(ws), "PAPERLAB_ARXIV_URL": arxiv.url, "PAPERLAB_ARXIV_DELAY": "0",
         "PAPERLAB_ARXIV_BACKOFF": "0.01", "MLFLOW_DISABLE_TELEMETRY": "true",
         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+        "PAPERLAB_REGISTER": "0",  # MLflow's log_model costs 2-7 s a model; the registry's own tests turn it on
     }
     for key in ("PAPERLAB_DB_URL", "MLFLOW_TRACKING_URI", "PAPERLAB_DATA_DIR", "EDITOR", "VISUAL"):
         monkeypatch.setenv(key, "")  # records the value before, so teardown also undoes what code sets later

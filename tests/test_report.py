@@ -32,7 +32,8 @@ def tracked(tmp_path_factory, arxiv_stub):
     import os
 
     home = tmp_path_factory.mktemp("report") / "home"
-    env = {"PAPERLAB_HOME": str(home), "PAPERLAB_ARXIV_URL": arxiv_stub.url, "PAPERLAB_ARXIV_DELAY": "0"}
+    env = {"PAPERLAB_HOME": str(home), "PAPERLAB_ARXIV_URL": arxiv_stub.url, "PAPERLAB_ARXIV_DELAY": "0",
+           "PAPERLAB_REGISTER": "0"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     from paperlab.cli import main

@@ -241,6 +241,7 @@ def _backend_store(request, tmp_path) -> str:
 
 
 def test_smoke_run_against_a_real_mlflow_server(cli, tmp_path, monkeypatch, request):
+    monkeypatch.setenv("PAPERLAB_REGISTER", "1")
     server = MlflowServer(_backend_store(request, tmp_path), tmp_path / "server-artifacts").start()
     try:
         url = server.url
@@ -463,9 +464,10 @@ def test_a_resumed_run_logs_its_params_again_without_changing_one(home):
     assert "train.lr" in flat and not any(k.startswith(("estimate_minutes", "title", "claims")) for k in flat)
 
 
-def test_pulling_a_teacher_that_was_never_cached_is_one_line(cli):
+def test_pulling_a_teacher_that_was_never_cached_is_one_line(cli, monkeypatch):
     """A teacher stage trained with `cache: false` is registered without a cache key: `teachers pull` says so
     by name instead of failing on the cache folder itself."""
+    monkeypatch.setenv("PAPERLAB_REGISTER", "1")
     r = cli(*SMOKE, "--epochs", "1", "--set", "stages=[{name: teacher, model: teacher, cache: false}]")
     assert r.code == 0, r.err
     pulled = cli("teachers", "pull", "kd-hinton.teacher.cnn.digits")

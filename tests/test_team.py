@@ -173,7 +173,7 @@ def test_a_sweep_shared_by_workers_runs_each_point_once_and_a_killed_workers_poi
                "--grid", "distill.temperature=2,8", "--seeds", "2", "--study", "team", "--storage", sweeps,
                "--set", "train.epochs=5"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": server.url, "PAPERLAB_SWEEP_HEARTBEAT": "1",
-           "PAPERLAB_DB_URL": ""}
+           "PAPERLAB_DB_URL": "", "PAPERLAB_REGISTER": "0"}
     try:
         victim = subprocess.Popen(command, env={**env, "PAPERLAB_HOME": str(tmp_path / "a")},
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
