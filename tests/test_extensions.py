@@ -96,6 +96,21 @@ def test_a_folder_of_images_runs_the_smoke_template_and_a_bad_layout_is_one_line
 
 def test_a_paper_lists_the_templates_whose_paper_it_is(cli, home):
     r = cli("add", "2203.08679")
-    assert r.code == 0 and "its templates: dkd" in r.out, r.out + r.err
+    assert r.code == 0 and "[templates: dkd]" in r.out, r.out + r.err
     assert "dkd" in cli("show", "2203.08679", "--json").json()["templates"]
     assert "dkd" in cli("list", "--json").json()[0]["templates"]
+
+
+@pytest.mark.parametrize("text,says", [("name: [unclosed\n", "is not valid YAML at line"),
+                                       ("- a\n- list\n", "is not a mapping"), ("", "is not a mapping"),
+                                       ("extends: nowhere\nname: broken\n", "extends 'nowhere', which is not a base"),
+                                       ("!!python/object:os.system {}\n", "is not valid YAML")])
+def test_a_broken_workspace_template_is_one_line_and_hides_no_other(cli, home, text, says):
+    (home / "templates").mkdir(parents=True, exist_ok=True)
+    path = home / "templates" / "broken.yaml"
+    path.write_text(text)
+    r = cli("run", "broken", "--profile", "smoke")
+    assert r.code == 2 and says in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert str(path) in r.err or "nowhere" in r.err
+    listed = cli("templates", "--json")
+    assert listed.code == 0 and "dkd" in {t["name"] for t in listed.json()} and listed.err.count("warning") == 1

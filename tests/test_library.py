@@ -235,7 +235,7 @@ def test_link_a_paper_to_a_template(cli):
     cli("add", "1412.6550")
     assert cli("link", "1412.6550", "kd-hinton").code == 0
     assert cli("link", "1412.6550", "kd-hinton").code == 0  # idempotent
-    assert cli("show", "1412.6550", "--json").json()["templates"] == ["kd-hinton"]
+    assert cli("show", "1412.6550", "--json").json()["templates"] == ["fitnet", "kd-hinton"]  # its own and the link
     r = cli("link", "1412.6550", "fitnets")
     assert r.code == 2 and "unknown template 'fitnets'; did you mean 'fitnet'" in r.err
     assert cli("link", "1503.02531", "kd-hinton").code == 2  # not in the library

@@ -70,11 +70,10 @@ def add(
             continue
         venue_text = f"  [{outcome.venue}]" if outcome.venue else ""
         note = "new note" if outcome.extra["wrote_note"] else "note untouched"
-        say(f"{outcome.status:<9} {outcome.arxiv_id}v{outcome.extra['version']}  {outcome.title}{venue_text}"
-              f"  ({note}: {outcome.note_path})")
         found = by_paper().get(outcome.arxiv_id)
-        if found:
-            say(f"          its templates: {', '.join(found)} (`paperlab run {found[0]} --profile smoke`)")
+        runs = f"  [templates: {', '.join(found)}]" if found else ""
+        say(f"{outcome.status:<9} {outcome.arxiv_id}v{outcome.extra['version']}  {outcome.title}{venue_text}"
+            f"  ({note}: {outcome.note_path}){runs}")
     raise typer.Exit(code)
 
 

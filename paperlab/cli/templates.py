@@ -18,17 +18,26 @@ def templates_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--js
     """List the experiment templates and the papers they reproduce."""
     if ctx.invoked_subcommand:
         return
-    from paperlab.lab.templates import pairs, raw, template_names
+    import sys
 
-    rows = [raw(name) for name in template_names()]
+    from paperlab.errors import BadInput
+    from paperlab.lab.templates import pairs, raw, template_files
+
+    rows, origin = [], {}
+    for name, (_, where) in template_files().items():
+        try:
+            rows.append(raw(name))
+            origin[name] = where
+        except BadInput as exc:  # one broken template (yours, most likely) does not hide the others
+            print(f"warning: {exc}", file=sys.stderr)
     if as_json:
         return print_json([{"name": r["name"], "paper": str(r.get("paper") or ""), "reference": r.get("reference", ""),
-                            "title": r["title"], "method": r["method"],
+                            "title": r["title"], "method": r["method"], "from": origin.get(r["name"], ""),
                             "dataset": r["dataset"], "pairs": pairs(r), "profiles": list(r.get("profiles", {}))}
                            for r in rows])
-    table(["template", "paper", "method", "dataset", "pairs (--pair)", "profiles", "title"],
-          [[r["name"], r.get("paper") or "(not on arXiv)", r["method"], r["dataset"], ", ".join(pairs(r)),
-            ", ".join(r.get("profiles", {})), r["title"]] for r in rows])
+    table(["template", "from", "paper", "method", "dataset", "pairs (--pair)", "profiles", "title"],
+          [[r["name"], origin.get(r["name"], ""), r.get("paper") or "(not on arXiv)", r["method"], r["dataset"],
+            ", ".join(pairs(r)), ", ".join(r.get("profiles", {})), r["title"]] for r in rows])
 
 
 @templates_app.command("show")
