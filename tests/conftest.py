@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one thread each, their runs' processes too
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+
 sys.path.insert(0, str(Path(__file__).parent))
 from arxiv_server import ArxivStub  # noqa: E402
 

@@ -95,7 +95,7 @@ def test_22_a_full_disk_during_a_run_is_one_line_and_leaves_no_temporaries(sh, h
     from disk import fill, small_disk
 
     with small_disk(home, "24m"):
-        args = [*SMOKE, "--set", "train.epochs=40"]
+        args = [*SMOKE, "--set", "train.epochs=20"]
         proc = subprocess.Popen([sys.executable, "-m", "paperlab", *args], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         while proc.poll() is None and not list(home.glob("runs/*/*.ckpt")):

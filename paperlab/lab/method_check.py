@@ -91,7 +91,10 @@ def check(name: str, values: dict[str, Any] | None = None) -> list[Finding]:
 
     from paperlab.lab import extensions
 
+    from paperlab.lab.distillers import get
+
     extensions.load()
+    get(name)  # an unknown method is bad input (exit 2), not a failed check
     try:
         trial = _Trial(name, values or {})
     except BadInput as exc:
