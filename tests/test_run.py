@@ -475,3 +475,20 @@ def test_pulling_a_teacher_that_was_never_cached_is_one_line(cli, monkeypatch):
     pulled = cli("teachers", "pull", "kd-hinton.teacher.cnn.digits")
     assert pulled.code == 2 and "was not cached when it was trained" in pulled.err
     assert len(pulled.err.strip().splitlines()) == 1
+
+
+def test_teachers_pull_from_the_local_store_works_and_writes_nothing_here(cli, home, tmp_path, monkeypatch):
+    """Issue 29, 9: with the default local store `pull` asked MLflow's default registry (./mlflow.db of the
+    current folder) for `models:/...`: the teacher `teachers list` showed was not found, and a 1 MB
+    mlflow.db appeared wherever the command ran."""
+    monkeypatch.setenv("PAPERLAB_REGISTER", "1")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli(*SMOKE, "--stage", "teacher", "--epochs", "1").code == 0
+    cached = next((home / "cache" / "teachers").glob("*.pt"))
+    kept = cached.read_bytes()
+    cached.unlink()
+    r = cli("teachers", "pull", "kd-hinton.teacher.cnn.digits")
+    assert r.code == 0, r.err
+    assert cached.read_bytes() == kept and not list(elsewhere.iterdir())

@@ -177,8 +177,10 @@ def pull(tracker, cache_dir: Path, name: str, version: int | None = None) -> Pat
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         import mlflow
 
-        folder = Path(mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{chosen['version']}", dst_path=tmp, tracking_uri=tracker.uri))
+        # where the version's files are, asked of this store's own registry: a models:/ URI would be resolved
+        # against MLflow's default registry (./mlflow.db of the current folder for a local store)
+        source = tracker.client.get_model_version_download_uri(name, str(chosen["version"]))
+        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=tracker.uri))
         weights = next(folder.rglob(chosen["cache_key"]), None) or next(folder.rglob("*.pt"), None)
         if weights is None:
             raise PaperlabError(f"{name} version {chosen['version']} holds no weights file")
