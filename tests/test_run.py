@@ -492,3 +492,14 @@ def test_teachers_pull_from_the_local_store_works_and_writes_nothing_here(cli, h
     r = cli("teachers", "pull", "kd-hinton.teacher.cnn.digits")
     assert r.code == 0, r.err
     assert cached.read_bytes() == kept and not list(elsewhere.iterdir())
+
+
+def test_a_registered_model_with_a_quote_in_its_name_breaks_no_listing(cli, home, monkeypatch):
+    """Issue 29, 10: a model named o'brien.teacher.cnn.digits made `teachers list` and every pull fail."""
+    monkeypatch.setenv("PAPERLAB_REGISTER", "1")
+    assert cli(*SMOKE, "--stage", "teacher", "--epochs", "1").code == 0
+    client = _client(home)
+    client.create_registered_model("o'brien.teacher.cnn.digits", tags={"paperlab.role": "teacher"})
+    listed = cli("teachers", "list", "--json")
+    assert listed.code == 0, listed.err
+    assert "kd-hinton.teacher.cnn.digits" in {t["name"] for t in listed.json()}

@@ -115,7 +115,10 @@ def teachers(tracker) -> list[dict[str, Any]]:
     for model in tracker.client.search_registered_models(max_results=1000):
         if model.tags.get("paperlab.role") != "teacher":
             continue
-        for version in tracker.client.search_model_versions(f"name = '{model.name}'"):
+        quote = next((q for q in ("'", '"') if q not in model.name), None)
+        if quote is None:  # a name no filter can hold: leave it out, not the whole team's list
+            continue
+        for version in tracker.client.search_model_versions(f"name = {quote}{model.name}{quote}"):
             out.append({"name": model.name, "version": int(version.version), "run_id": version.run_id,
                         "cache_key": version.tags.get("paperlab.cache_key"), "seed": version.tags.get("paperlab.seed"),
                         "profile": version.tags.get("paperlab.profile"), "test_error": version.tags.get("test_error"),
