@@ -91,3 +91,12 @@ def load() -> Settings:
         arxiv_backoff=_number(env, "PAPERLAB_ARXIV_BACKOFF", "2", 0),
         arxiv_deadline=_number(env, "PAPERLAB_ARXIV_DEADLINE", "60", 0, above=True),
     )
+
+
+def redact(text: str) -> str:
+    """Text as it may be printed or stored where others read it: every URL's password as *** (also one with an
+    unencoded '/' or '@' in it, and a `password=` query parameter)."""
+    import re
+
+    text = re.sub(r"([A-Za-z][\w+.-]*://[^\s:/@]*):[^\s]*@", r"\1:***@", text)
+    return re.sub(r"([?&;]password=)[^&\s]*", r"\1***", text, flags=re.I)

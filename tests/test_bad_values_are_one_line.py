@@ -57,3 +57,26 @@ def test_a_report_on_a_renamed_run_leaves_out_its_claims_not_the_report(cli, hom
     assert r.code == 0, r.err
     report = cli("report", "--paper", "1503.02531", "-f", "md", "-o", str(home / "r.md"))
     assert report.code == 0, report.err
+
+
+@pytest.mark.parametrize("variable,url", [
+    ("PAPERLAB_DB_URL", "postgresql://paperlab@127.0.0.1:9/lib?password=S3cretPw"),
+    ("PAPERLAB_DB_URL", "postgresql://paperlab:S3cret/Pw@127.0.0.1:9/lib"),
+    ("MLFLOW_TRACKING_URI", "http://alice:S3cretPw@127.0.0.1:9"),
+    ("MLFLOW_TRACKING_URI", "postgresql://u:S3cretPw@127.0.0.1:9/mlflow")])
+def test_no_password_is_printed(cli, monkeypatch, variable, url):
+    """Issue 29, 3: passwords in a query string, with an unencoded '/', or in MLflow's URI were printed."""
+    monkeypatch.setenv(variable, url)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a dead port at once, not after MLflow's retries
+    # (`runs` on MLflow's PostgreSQL store waits out SQLAlchemy's retries for ~100 s: init only there)
+    for args in (["init"], ["runs"]) if url.startswith("http") else (["init"],):
+        r = cli(*args)
+        assert "S3cret" not in r.out + r.err, (args, r.out + r.err)
+
+
+def test_a_sweep_s_command_tag_keeps_no_storage_password():
+    """Issue 29, 4: the --storage URL, password included, was stored in every sweep run's command tag."""
+    from paperlab.settings import redact
+
+    command = "paperlab sweep kd-hinton --study s --storage postgresql://paperlab:S3cretPw@db/sweeps --seeds 2"
+    assert redact(command) == "paperlab sweep kd-hinton --study s --storage postgresql://paperlab:***@db/sweeps --seeds 2"

@@ -46,7 +46,9 @@ def _one_line(exc: BaseException) -> tuple[str, int]:
 
         settings = load()
         if _raised_in_mlflow(exc):  # name the store that failed: never the library for MLflow's error
-            return f"the MLflow tracking store {settings.mlflow_uri} failed: {str(exc).splitlines()[0][:200]}", 1
+            from paperlab.settings import redact
+
+            return redact(f"the MLflow tracking store {settings.mlflow_uri} failed: {str(exc).splitlines()[0][:200]}"), 1
         return str(storage_error(exc, settings)), 1
     full = _disk_full(exc)
     if full:
@@ -56,7 +58,9 @@ def _one_line(exc: BaseException) -> tuple[str, int]:
                                                                 "Read timed out", "ConnectionError")):
         from paperlab.settings import load
 
-        return (f"the MLflow tracking server at {load().mlflow_uri} stopped answering; the stages finished and "
+        from paperlab.settings import redact
+
+        return (f"the MLflow tracking server at {redact(load().mlflow_uri)} stopped answering; the stages finished and "
                 "the last epoch checkpoint are kept: start it again, then rerun the same command with --resume"), 1
     if isinstance(exc, OSError) and exc.filename:
         return f"cannot use {exc.filename}: {exc.strerror}", 1

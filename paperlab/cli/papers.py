@@ -47,7 +47,7 @@ def init(rebuild: bool = typer.Option(False, "--rebuild", help="Add rows for not
     open_engine(settings).dispose()
     for what, where in [
         ("workspace", settings.home), ("library database", shown_url(settings.db_url)), ("notes", settings.notes_dir),
-        ("MLflow tracking", settings.mlflow_uri), ("datasets", settings.data_dir), ("arXiv API", settings.arxiv_url),
+        ("MLflow tracking", shown_url(settings.mlflow_uri)), ("datasets", settings.data_dir), ("arXiv API", settings.arxiv_url),
     ]:
         say(f"{what:>16}: {where}")
 

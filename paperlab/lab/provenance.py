@@ -11,6 +11,7 @@ from pathlib import Path
 from paperlab import __version__
 from paperlab.lab import distributed as dd
 from paperlab.lab.spec import RunSpec
+from paperlab.settings import redact
 
 
 def clip(text: str, limit: int = 1000) -> str:
@@ -38,7 +39,7 @@ def run_tags(spec: RunSpec, data, device, command: str, compile_mode: str | None
             "paperlab.torch": torch.__version__, "paperlab.device": str(device),
             "paperlab.dataset": spec.dataset, "paperlab.dataset_sha256": data.checksum,
             "paperlab.teacher_net": spec.teacher.net.kind, "paperlab.student_net": spec.student.net.kind,
-            "paperlab.seed": str(spec.seed), "paperlab.command": command,
+            "paperlab.seed": str(spec.seed), "paperlab.command": redact(command),  # a --storage URL's password
             **({"paperlab.processes": str(dd.world())} if dd.world() > 1 else {}),
             **({"paperlab.compile": compile_mode} if compile_mode else {}), **(extra or {})}
     changed = changed_from_profile(spec)

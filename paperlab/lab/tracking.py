@@ -26,7 +26,9 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 
 def _reason(uri: str, exc: Exception) -> str:
-    text = str(exc)
+    from paperlab.settings import redact
+
+    uri, text = redact(uri), redact(str(exc))
     if "Max retries exceeded" in text or "Connection refused" in text or "ConnectionError" in text:
         return f"cannot reach the MLflow tracking server at {uri} (is it running? MLFLOW_TRACKING_URI sets it)"
     return f"MLflow at {uri} failed: {text.splitlines()[0][:200]}"
@@ -110,7 +112,9 @@ class Tracker:
             try:
                 self.client = MlflowClient(tracking_uri=self.uri)
             except Exception as exc:  # an unknown scheme: MLflow's message is a paragraph
-                raise PaperlabError(f"MLFLOW_TRACKING_URI={self.uri!r} is not a tracking URI MLflow can use "
+                from paperlab.settings import redact
+
+                raise PaperlabError(f"MLFLOW_TRACKING_URI={redact(self.uri)!r} is not a tracking URI MLflow can use "
                                     "(http://host:port of an MLflow server, sqlite:///file.db, postgresql://...)") from exc
             try:
                 self.client.search_experiments(max_results=1)

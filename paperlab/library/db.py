@@ -20,9 +20,9 @@ BUSY_TIMEOUT_S = 30
 
 def shown_url(url: str) -> str:
     """A database URL as it may be printed: its password, if any, as ***."""
-    import re
+    from paperlab.settings import redact
 
-    return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", url)
+    return redact(url)
 
 
 def storage_error(exc: BaseException, settings: Settings) -> PaperlabError:
