@@ -77,7 +77,7 @@ def test_each_cifar_template_runs_the_paper_recipe_on_a_synthetic_cifar100(cli, 
     r = cli("run", "crd", *args)
     assert r.code == 2 and "lower distill.nce_k" in r.err  # 16,384 negatives need a real CIFAR-100
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
-    for name in ("kd-cifar", "crd"):  # logits, a memory bank (CI time: fitnet's connector, at and
+    for name in ("kd-cifar",):  # logits (CI time: crd's bank, fitnet's connector, at and
         extra = ["--set", "distill.nce_k=32"] if name == "crd" else []  # dkd run in the smoke test above)
         r = cli("run", name, *args, *extra)
         assert r.code == 0, (name, r.err)
@@ -287,7 +287,7 @@ def test_multi_model_graphs_track_one_child_per_model_and_resume_a_cohort_after_
     """An ensemble of three cached teachers, then a DML cohort killed mid-stage and resumed exactly."""
     from mlflow.tracking import MlflowClient
 
-    r = cli("run", "ensemble-kd", "--profile", "smoke", "--epochs", "6", "--device", "cpu", "--json")
+    r = cli("run", "ensemble-kd", "--profile", "smoke", "--epochs", "3", "--device", "cpu", "--json")
     assert r.code == 0, r.err
     stages = {s["stage"]: s for s in r.json()["stages"]}
     assert stages["ensemble"]["test_error"] <= max(stages[f"teacher{i}"]["test_error"] for i in (1, 2, 3))

@@ -309,13 +309,13 @@ def test_a_tracking_server_that_goes_down_mid_run_stops_it_with_one_line_and_res
 
     server = MlflowServer(_backend_store(request, tmp_path), tmp_path / "server-artifacts").start()
     env = {**os.environ, "MLFLOW_TRACKING_URI": server.url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}
-    command = [sys.executable, "-m", "paperlab", *SMOKE, "--stage", "student", "--epochs", "80"]
+    command = [sys.executable, "-m", "paperlab", *SMOKE, "--stage", "student", "--epochs", "40"]
     try:
         run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         seen = []
         for line in run.stderr:
             seen.append(line)
-            if "epoch   3/80" in line:
+            if "epoch   3/40" in line:
                 server.stop()
                 break
         out, rest = run.communicate(timeout=120)
@@ -332,7 +332,7 @@ def test_a_tracking_server_that_goes_down_mid_run_stops_it_with_one_line_and_res
         client = MlflowClient(tracking_uri=server.url)
         assert client.get_run(stage["run_id"]).info.status == "FINISHED"
         steps = sorted(m.step for m in client.get_metric_history(stage["run_id"], "val_error"))
-        assert steps == list(range(1, 81)), steps[:20]
+        assert steps == list(range(1, 41)), steps[:20]
     finally:
         server.stop()
 
