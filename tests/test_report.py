@@ -118,7 +118,7 @@ def test_markdown_report_writes_images_beside_it(tracked, tmp_path):
     assert "## Paper vs reproduced" in text and "| kd |" in text
 
 
-def test_report_by_run_ids_and_bad_input(tracked, tmp_path):
+def test_report_by_run_ids_and_bad_input(tracked, tmp_path, arxiv):  # arxiv: the stub as a fresh one (xdist order)
     _, cli = tracked
     import json
 
