@@ -71,7 +71,7 @@ def test_every_method_template_smoke_run_passes_and_is_deterministic(cli, home):
 def test_each_cifar_template_runs_the_paper_recipe_on_a_synthetic_cifar100(cli, home, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    data = make_cifar(tmp_path / "cifar", n_train=160, n_test=100)
+    data = make_cifar(tmp_path / "cifar", n_train=100, n_test=40)
     args = ["--profile", "paper", "--device", "cpu", "--data-dir", str(data), "--json",
             "--set", "train.epochs=1", "--set", "train.val_size=60"]
     r = cli("run", "crd", *args)
@@ -81,7 +81,7 @@ def test_each_cifar_template_runs_the_paper_recipe_on_a_synthetic_cifar100(cli, 
         extra = ["--set", "distill.nce_k=32"] if name == "crd" else []  # dkd run in the smoke test above)
         r = cli("run", name, *args, *extra)
         assert r.code == 0, (name, r.err)
-        assert "is not the official cifar100 release (160 training and 100 test images)" in r.err
+        assert "is not the official cifar100 release (100 training and 40 test images)" in r.err
         stages = r.json()["stages"]
         assert [s["n_params"] for s in stages] == [7_433_860, 1_233_540, 1_233_540]
         run = client.get_run(stages[2]["run_id"])
