@@ -62,6 +62,7 @@ def add(
     from paperlab.library.papers import add as add_papers
 
     code = 0
+    templates = None  # by paper ID, read once
     for outcome in add_papers(_settings(), arxiv_ids, tag, venue):
         if outcome.error is not None:
             error_line(str(outcome.error) if outcome.arxiv_id in str(outcome.error)
@@ -70,7 +71,8 @@ def add(
             continue
         venue_text = f"  [{outcome.venue}]" if outcome.venue else ""
         note = "new note" if outcome.extra["wrote_note"] else "note untouched"
-        found = by_paper().get(outcome.arxiv_id)
+        templates = by_paper() if templates is None else templates
+        found = templates.get(outcome.arxiv_id)
         runs = f"  [templates: {', '.join(found)}]" if found else ""
         say(f"{outcome.status:<9} {outcome.arxiv_id}v{outcome.extra['version']}  {outcome.title}{venue_text}"
             f"  ({note}: {outcome.note_path}){runs}")
